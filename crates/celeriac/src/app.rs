@@ -1,0 +1,368 @@
+//! The [`App`]: configuration, the task registry, and sending.
+//!
+//! An `App` is cheap to clone (an `Arc` inside) and is what producers and
+//! workers share: the broker and result backend chosen by URL, the tasks this
+//! process knows, and defaults such as the queue name and result expiry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use crate::backend::ResultBackend;
+use crate::broker::{Broker, OutgoingMessage};
+use crate::connect::{backend_from_url, broker_from_url};
+use crate::options::SendOptions;
+use crate::protocol::{time, Embed, TaskHeaders, TaskMessage};
+use crate::result::AsyncResult;
+use crate::task::Task;
+use crate::{Error, Result};
+
+/// The default broker and backend: the embedded SQLite file.
+pub const DEFAULT_URL: &str = "sqlite://celeriac.db";
+
+/// Header carrying a per-call acks_late override (Python workers ignore it).
+pub(crate) const ACKS_LATE_HEADER: &str = "celeriac_acks_late";
+/// Header carrying a per-call max_retries override.
+pub(crate) const MAX_RETRIES_HEADER: &str = "celeriac_max_retries";
+
+/// Settings shared by producers and workers.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Broker URL (`redis://`, `rediss://`, `sqlite://`, `memory://`).
+    pub broker_url: String,
+    /// Result backend URL.
+    pub backend_url: String,
+    /// Queue for tasks that name none (Celery's `task_default_queue`).
+    pub default_queue: String,
+    /// How long results are kept (Celery's `result_expires`, 1 day).
+    pub result_expires: Duration,
+    /// How long a reservation lasts before redelivery (kombu's default 1 h).
+    pub visibility_timeout: Duration,
+    /// Prefix for every Redis key (kombu's `global_keyprefix`).
+    pub key_prefix: String,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            broker_url: DEFAULT_URL.to_owned(),
+            backend_url: DEFAULT_URL.to_owned(),
+            default_queue: "celery".to_owned(),
+            result_expires: Duration::from_secs(24 * 3600),
+            visibility_timeout: Duration::from_secs(3600),
+            key_prefix: String::new(),
+        }
+    }
+}
+
+/// A Celeriac application: broker, backend, and registered tasks.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+struct AppInner {
+    config: AppConfig,
+    broker: Arc<dyn Broker>,
+    backend: Arc<dyn ResultBackend>,
+    tasks: HashMap<&'static str, Arc<dyn Task>>,
+    origin: String,
+}
+
+/// Builds an [`App`].
+#[derive(Default)]
+pub struct AppBuilder {
+    config: AppConfig,
+    broker: Option<Arc<dyn Broker>>,
+    backend: Option<Arc<dyn ResultBackend>>,
+    tasks: HashMap<&'static str, Arc<dyn Task>>,
+}
+
+impl AppBuilder {
+    /// Use the broker at `url`.
+    pub fn broker_url(mut self, url: impl Into<String>) -> Self {
+        self.config.broker_url = url.into();
+        self
+    }
+
+    /// Use the result backend at `url`.
+    pub fn backend_url(mut self, url: impl Into<String>) -> Self {
+        self.config.backend_url = url.into();
+        self
+    }
+
+    /// Use an already-built broker instead of a URL.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Use an already-built backend instead of a URL.
+    pub fn backend(mut self, backend: Arc<dyn ResultBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: AppConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Reservation lease before redelivery.
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.config.visibility_timeout = timeout;
+        self
+    }
+
+    /// How long results are kept.
+    pub fn result_expires(mut self, expires: Duration) -> Self {
+        self.config.result_expires = expires;
+        self
+    }
+
+    /// Register a task so workers of this app can run it.
+    pub fn task(mut self, task: impl Task) -> Self {
+        self.tasks.insert(task.name(), Arc::new(task));
+        self
+    }
+
+    /// Register a task given as a trait object.
+    pub fn task_arc(mut self, task: Arc<dyn Task>) -> Self {
+        self.tasks.insert(task.name(), task);
+        self
+    }
+
+    /// Connect the broker and backend and build the app.
+    ///
+    /// # Errors
+    /// When a URL is invalid or its server cannot be reached.
+    pub async fn build(self) -> Result<App> {
+        let broker = match self.broker {
+            Some(b) => b,
+            None => broker_from_url(&self.config).await?,
+        };
+        let backend = match self.backend {
+            Some(b) => b,
+            None => backend_from_url(&self.config).await?,
+        };
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        Ok(App {
+            inner: Arc::new(AppInner {
+                origin: format!("{}@{host}", std::process::id()),
+                config: self.config,
+                broker,
+                backend,
+                tasks: self.tasks,
+            }),
+        })
+    }
+}
+
+impl App {
+    /// Start building an app; defaults to the embedded SQLite file.
+    pub fn builder() -> AppBuilder {
+        AppBuilder::default()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.inner.config
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
+    }
+
+    /// The result backend.
+    pub fn backend(&self) -> &Arc<dyn ResultBackend> {
+        &self.inner.backend
+    }
+
+    /// A registered task by name.
+    pub fn task(&self, name: &str) -> Option<&Arc<dyn Task>> {
+        self.inner.tasks.get(name)
+    }
+
+    /// Names of all registered tasks, sorted.
+    pub fn task_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.inner.tasks.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// A handle on the result of task `id` (any task, sent by anyone).
+    pub fn async_result(&self, id: impl Into<String>) -> AsyncResult<Value> {
+        AsyncResult::new(id.into(), Arc::clone(&self.inner.backend))
+    }
+
+    /// Send a task by name with JSON arguments, as Celery's `send_task`.
+    /// The task need not be registered here (it may be a Python task).
+    ///
+    /// # Errors
+    /// When the broker cannot be written.
+    pub async fn send_task(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        options: SendOptions,
+    ) -> Result<AsyncResult<Value>> {
+        let (message, outgoing) = self.prepare(name, args, kwargs, options)?;
+        self.inner.broker.publish(outgoing).await?;
+        Ok(self.async_result(message.headers.id))
+    }
+
+    /// Send many calls in one round trip (pipelined on Redis, one
+    /// transaction on SQLite). Returns the task ids in order.
+    ///
+    /// # Errors
+    /// When the broker cannot be written.
+    pub async fn send_batch(
+        &self,
+        calls: impl IntoIterator<Item = (String, Vec<Value>, Map<String, Value>, SendOptions)>,
+    ) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        let mut batch = Vec::new();
+        for (name, args, kwargs, options) in calls {
+            let (message, outgoing) = self.prepare(&name, args, kwargs, options)?;
+            ids.push(message.headers.id);
+            batch.push(outgoing);
+        }
+        self.inner.broker.publish_batch(batch).await?;
+        Ok(ids)
+    }
+
+    /// Build the protocol message and the broker message for one call.
+    pub(crate) fn prepare(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        options: SendOptions,
+    ) -> Result<(TaskMessage, OutgoingMessage)> {
+        let options = match self.task(name) {
+            Some(task) => options.with_defaults(&task.options()),
+            None => options,
+        };
+        let id = options
+            .task_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let eta = match (options.eta, options.countdown) {
+            (Some(at), _) => Some(at),
+            (None, Some(delay)) => Some(
+                Utc::now()
+                    + chrono::Duration::from_std(delay)
+                        .map_err(|_| Error::InvalidArgument("countdown is too large".into()))?,
+            ),
+            (None, None) => None,
+        };
+        let t = &options.task;
+        if let Some(p) = t.priority {
+            if p > 9 {
+                return Err(Error::InvalidArgument(format!(
+                    "priority must be 0 (highest) to 9 (lowest), got {p}"
+                )));
+            }
+        }
+        let mut headers = TaskHeaders::new(name, &id);
+        headers.eta = eta.map(time::format);
+        headers.expires = options.expires.map(time::format);
+        headers.timelimit = (t.time_limit, t.soft_time_limit);
+        headers.retries = options.retries;
+        headers.ignore_result = t.ignore_result.unwrap_or(false);
+        headers.origin = Some(self.inner.origin.clone());
+        headers.argsrepr = Some(python_repr_args(&args));
+        headers.kwargsrepr = Some(python_repr(&Value::Object(kwargs.clone())));
+        if let Some(parent) = &options.parent_id {
+            headers.parent_id = Some(parent.clone());
+            headers.root_id = options.root_id.clone();
+        }
+        if let Some(late) = t.acks_late {
+            headers.extra.insert(ACKS_LATE_HEADER.into(), late.into());
+        }
+        if let Some(max) = t.max_retries {
+            headers.extra.insert(MAX_RETRIES_HEADER.into(), max.into());
+        }
+        let message = TaskMessage {
+            headers,
+            args,
+            kwargs,
+            embed: Embed::default(),
+        };
+        let queue = t
+            .queue
+            .clone()
+            .unwrap_or_else(|| self.inner.config.default_queue.clone());
+        let priority = t.priority.unwrap_or(0);
+        let payload = message.to_envelope(&queue, Some(priority)).to_vec();
+        let outgoing = OutgoingMessage {
+            queue,
+            priority,
+            not_before: eta,
+            payload,
+        };
+        Ok((message, outgoing))
+    }
+}
+
+/// `(2, 3)` — how Python shows an args tuple, for monitors.
+fn python_repr_args(args: &[Value]) -> String {
+    let items: Vec<String> = args.iter().map(python_repr).collect();
+    if items.len() == 1 {
+        format!("({},)", items[0])
+    } else {
+        format!("({})", items.join(", "))
+    }
+}
+
+/// A Python-looking repr of a JSON value, truncated like Celery's (1 KiB).
+fn python_repr(value: &Value) -> String {
+    let text = match value {
+        Value::Null => "None".to_owned(),
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_repr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let items: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    };
+    if text.len() > 1024 {
+        let mut cut = 1024;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}...", &text[..cut])
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reprs_read_like_python() {
+        assert_eq!(python_repr_args(&[json!(2), json!(3)]), "(2, 3)");
+        assert_eq!(python_repr_args(&[json!("a")]), "('a',)");
+        assert_eq!(python_repr(&json!({"k": [true, null]})), "{'k': [True, None]}");
+    }
+}

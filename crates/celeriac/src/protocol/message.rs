@@ -1,0 +1,287 @@
+//! Celery task message, protocol v2.
+//!
+//! Headers describe the task (name, id, retries, eta, expires, limits); the
+//! body is the JSON array `[args, kwargs, embed]`. Headers we do not model are
+//! kept in `extra`, so a message re-published after a retry or a restore
+//! carries everything its producer put in it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{time, Envelope, ProtocolError, Properties};
+
+/// Protocol v2 task headers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskHeaders {
+    /// Producer language, `py` for Celery; we send `rust`.
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// Registered task name.
+    pub task: String,
+    /// Task id (a uuid).
+    pub id: String,
+    /// Id of the first task of a workflow.
+    #[serde(default)]
+    pub root_id: Option<String>,
+    /// Id of the task that sent this one.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Group id when part of a group.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Position inside the group.
+    #[serde(default)]
+    pub group_index: Option<i64>,
+    /// How many times this task has been retried.
+    #[serde(default)]
+    pub retries: u32,
+    /// Run no earlier than this ISO-8601 time.
+    #[serde(default)]
+    pub eta: Option<String>,
+    /// Do not run after this ISO-8601 time.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// `[hard, soft]` time limits in seconds, either may be null.
+    #[serde(default)]
+    pub timelimit: (Option<f64>, Option<f64>),
+    /// `repr` of the args, for monitors.
+    #[serde(default)]
+    pub argsrepr: Option<String>,
+    /// `repr` of the kwargs, for monitors.
+    #[serde(default)]
+    pub kwargsrepr: Option<String>,
+    /// `pid@hostname` of the producer.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Name shown instead of `task` in logs.
+    #[serde(default)]
+    pub shadow: Option<String>,
+    /// Do not store the result.
+    #[serde(default)]
+    pub ignore_result: bool,
+    /// Names of stamped headers (Celery 5.3+).
+    #[serde(default)]
+    pub stamped_headers: Option<Value>,
+    /// Stamps (Celery 5.3+).
+    #[serde(default)]
+    pub stamps: Option<Value>,
+    /// Headers we do not model, kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The third body element: workflow links.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Embed {
+    /// Signatures to call with the result on success.
+    #[serde(default)]
+    pub callbacks: Option<Value>,
+    /// Signatures to call on failure.
+    #[serde(default)]
+    pub errbacks: Option<Value>,
+    /// Remaining chain.
+    #[serde(default)]
+    pub chain: Option<Value>,
+    /// Chord callback.
+    #[serde(default)]
+    pub chord: Option<Value>,
+}
+
+/// One task message: headers, positional and keyword arguments, links.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskMessage {
+    /// Protocol headers.
+    pub headers: TaskHeaders,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Map<String, Value>,
+    /// Workflow links.
+    pub embed: Embed,
+}
+
+impl TaskHeaders {
+    /// Headers for a new task, as a Rust producer sends them.
+    pub fn new(task: &str, id: &str) -> Self {
+        TaskHeaders {
+            lang: Some("py".to_owned()),
+            task: task.to_owned(),
+            id: id.to_owned(),
+            root_id: Some(id.to_owned()),
+            parent_id: None,
+            group: None,
+            group_index: None,
+            retries: 0,
+            eta: None,
+            expires: None,
+            timelimit: (None, None),
+            argsrepr: None,
+            kwargsrepr: None,
+            origin: None,
+            shadow: None,
+            ignore_result: false,
+            stamped_headers: None,
+            stamps: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The parsed `eta`, if set and readable.
+    pub fn eta_time(&self) -> Option<DateTime<Utc>> {
+        self.eta.as_deref().and_then(time::parse)
+    }
+
+    /// The parsed `expires`, if set and readable.
+    pub fn expires_time(&self) -> Option<DateTime<Utc>> {
+        self.expires.as_deref().and_then(time::parse)
+    }
+}
+
+impl TaskMessage {
+    /// Decode a task message from a kombu envelope.
+    ///
+    /// # Errors
+    /// [`ProtocolError`] naming what is wrong: the content type, the base64,
+    /// the body shape, a missing header, or a protocol v1 message.
+    pub fn from_envelope(envelope: &Envelope) -> Result<Self, ProtocolError> {
+        if !envelope.headers.contains_key("task") {
+            return Err(ProtocolError::ProtocolV1);
+        }
+        let headers: TaskHeaders = serde_json::from_value(Value::Object(envelope.headers.clone()))
+            .map_err(|e| ProtocolError::Headers(e.to_string()))?;
+        let body = envelope.decoded_body()?;
+        let (args, kwargs, embed) = decode_body(&body)?;
+        Ok(TaskMessage {
+            headers,
+            args,
+            kwargs,
+            embed,
+        })
+    }
+
+    /// Decode a task message from the bytes stored in a queue.
+    pub fn from_slice(bytes: &[u8]) -> Result<(Self, Envelope), ProtocolError> {
+        let envelope = Envelope::from_slice(bytes)?;
+        let message = Self::from_envelope(&envelope)?;
+        Ok((message, envelope))
+    }
+
+    /// Encode into a kombu envelope routed to `queue`.
+    pub fn to_envelope(&self, queue: &str, priority: Option<u8>) -> Envelope {
+        let body = Value::Array(vec![
+            Value::Array(self.args.clone()),
+            Value::Object(self.kwargs.clone()),
+            serde_json::to_value(&self.embed).unwrap_or(Value::Null),
+        ]);
+        let headers = match serde_json::to_value(&self.headers) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        Envelope::new(
+            &body,
+            headers,
+            Properties::for_task(&self.headers.id, queue, priority),
+        )
+    }
+}
+
+type Body = (Vec<Value>, Map<String, Value>, Embed);
+
+fn decode_body(body: &[u8]) -> Result<Body, ProtocolError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ProtocolError::Body(e.to_string()))?;
+    let Value::Array(mut parts) = value else {
+        return Err(ProtocolError::Body(
+            "expected the array [args, kwargs, embed]".into(),
+        ));
+    };
+    if parts.is_empty() || parts.len() > 3 {
+        return Err(ProtocolError::Body(format!(
+            "expected 3 elements [args, kwargs, embed], found {}",
+            parts.len()
+        )));
+    }
+    parts.resize(3, Value::Null);
+    let embed = match parts.pop() {
+        Some(Value::Null) | None => Embed::default(),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| ProtocolError::Body(format!("embed: {e}")))?,
+    };
+    let kwargs = match parts.pop() {
+        Some(Value::Object(map)) => map,
+        Some(Value::Null) | None => Map::new(),
+        Some(other) => {
+            return Err(ProtocolError::Body(format!(
+                "kwargs must be an object, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let args = match parts.pop() {
+        Some(Value::Array(list)) => list,
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => {
+            return Err(ProtocolError::Body(format!(
+                "args must be an array, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    Ok((args, kwargs, embed))
+}
+
+/// The JSON type of a value, for error messages.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_through_an_envelope() {
+        let mut message = TaskMessage {
+            headers: TaskHeaders::new("tasks.add", "abc"),
+            args: vec![json!(2), json!(3)],
+            kwargs: Map::new(),
+            embed: Embed::default(),
+        };
+        message.headers.extra.insert("custom".into(), json!(1));
+        let envelope = message.to_envelope("celery", Some(3));
+        let bytes = envelope.to_vec();
+        let (back, envelope) = TaskMessage::from_slice(&bytes).expect("decodes");
+        assert_eq!(back, message);
+        assert_eq!(envelope.properties.priority, Some(3));
+        assert_eq!(envelope.properties.delivery_info.routing_key, "celery");
+    }
+
+    #[test]
+    fn refuses_protocol_v1_and_bad_bodies_with_reasons() {
+        let v1 = Envelope::new(b"{}", Map::new(), Properties::for_task("x", "celery", None));
+        assert!(matches!(
+            TaskMessage::from_envelope(&v1),
+            Err(ProtocolError::ProtocolV1)
+        ));
+        let mut headers = Map::new();
+        headers.insert("task".into(), json!("t"));
+        headers.insert("id".into(), json!("i"));
+        let bad = Envelope::new(
+            br#"[1, {}, {}]"#,
+            headers,
+            Properties::for_task("i", "celery", None),
+        );
+        let err = TaskMessage::from_envelope(&bad).expect_err("args not a list");
+        assert!(err.to_string().contains("args must be an array"), "{err}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Times on the wire.
+//!
+//! Celery writes `eta`, `expires` and `date_done` with Python's
+//! `isoformat()`: `2024-01-20T18:41:20.123456+00:00`, or without an offset for
+//! naive times, which Celery treats as UTC. We write the same spelling and
+//! read every variant (space or `T`, fractional seconds or none, `Z`, offset).
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+
+/// Parse an ISO-8601 time as Celery writes it; naive times are UTC.
+pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc());
+        }
+    }
+    None
+}
+
+/// Format a time as Python's `datetime.isoformat()` does for an aware UTC time.
+pub fn format(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_spelling_celery_and_users_write() {
+        let expected = parse("2024-01-20T18:41:20+00:00").map(|t| t.timestamp());
+        for text in [
+            "2024-01-20T18:41:20",
+            "2024-01-20 18:41:20",
+            "2024-01-20T18:41:20Z",
+            "2024-01-20T18:41:20.000000+00:00",
+            "2024-01-20T19:41:20+01:00",
+            "2024-01-20 18:41:20.5",
+        ] {
+            assert_eq!(parse(text).map(|t| t.timestamp()), expected, "{text}");
+        }
+        assert!(parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn formats_like_python_isoformat() {
+        let t = parse("2024-01-20T18:41:20.25Z").map(format);
+        assert_eq!(t.as_deref(), Some("2024-01-20T18:41:20.250000+00:00"));
+    }
+}

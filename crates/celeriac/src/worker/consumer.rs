@@ -1,0 +1,166 @@
+//! The fetch loop and the drain on shutdown.
+//!
+//! 1. Wait for prefetch room, then reserve as many messages as there is room
+//!    for (one round trip for a batch).
+//! 2. Hand each message to its own handler task ([`super::executor`]).
+//! 3. On a broker error: log, back off (100 ms doubling to 5 s), go on; a
+//!    Redis restart or a busy SQLite file never stops the worker.
+//! 4. On shutdown: stop reserving; handlers not yet started give their
+//!    message back; running ones get `shutdown_timeout` to finish; after
+//!    that they are aborted and every message not safely acknowledged is
+//!    given back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::executor;
+use super::{WorkerOptions, WorkerStats};
+use crate::shutdown::Shutdown;
+use crate::App;
+
+/// Longest single wait inside `reserve`, so shutdown is noticed promptly.
+const RESERVE_WAIT: Duration = Duration::from_millis(500);
+/// Most messages asked for in one reservation.
+const MAX_BATCH: usize = 256;
+
+/// What every handler shares.
+pub(super) struct Shared {
+    pub(super) app: App,
+    pub(super) options: WorkerOptions,
+    pub(super) stats: Arc<WorkerStats>,
+    pub(super) executing: Semaphore,
+    pub(super) shutdown: Shutdown,
+    /// Messages this worker holds: tag → must it be given back if aborted?
+    held: Mutex<HashMap<String, bool>>,
+}
+
+impl Shared {
+    /// Record whether `tag` must be given back should the worker abort now
+    /// (true until it is acknowledged).
+    pub(super) fn hold(&self, tag: &str, give_back: bool) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag.to_owned(), give_back);
+    }
+
+    pub(super) fn release(&self, tag: &str) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tag);
+    }
+}
+
+pub(super) struct Consumer {
+    shared: Arc<Shared>,
+}
+
+impl Consumer {
+    pub(super) fn new(
+        app: App,
+        options: WorkerOptions,
+        stats: Arc<WorkerStats>,
+        shutdown: Shutdown,
+    ) -> Self {
+        let executing = Semaphore::new(options.concurrency.max(1));
+        Consumer {
+            shared: Arc::new(Shared {
+                app,
+                options,
+                stats,
+                executing,
+                shutdown,
+                held: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub(super) async fn run(self) {
+        let shared = self.shared;
+        let prefetch = Arc::new(Semaphore::new(shared.options.prefetch.max(1)));
+        let mut handlers = JoinSet::new();
+        let mut shutdown = shared.shutdown.clone();
+        let mut backoff = Duration::from_millis(100);
+        let broker = Arc::clone(shared.app.broker());
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.requested() => break,
+                permit = Arc::clone(&prefetch).acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let mut permits = vec![first];
+            while permits.len() < MAX_BATCH {
+                match Arc::clone(&prefetch).try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            match broker
+                .reserve(&shared.options.queues, permits.len(), RESERVE_WAIT)
+                .await
+            {
+                Ok(deliveries) => {
+                    if backoff > Duration::from_millis(100) {
+                        tracing::info!("broker reachable again, consuming");
+                    }
+                    backoff = Duration::from_millis(100);
+                    for delivery in deliveries {
+                        let Some(permit) = permits.pop() else { break };
+                        shared.hold(&delivery.tag, true);
+                        handlers.spawn(executor::handle(Arc::clone(&shared), delivery, permit));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot reserve messages");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.requested() => break,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            while handlers.try_join_next().is_some() {}
+        }
+        drain(&shared, handlers).await;
+    }
+}
+
+async fn drain(shared: &Shared, mut handlers: JoinSet<()>) {
+    let timeout = shared.options.shutdown_timeout;
+    tracing::info!(in_flight = handlers.len(), ?timeout, "shutting down: finishing running tasks");
+    let finished = tokio::time::timeout(timeout, async {
+        while handlers.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_ok() {
+        tracing::info!("all tasks finished, worker stopped");
+        return;
+    }
+    handlers.abort_all();
+    while handlers.join_next().await.is_some() {}
+    let give_back: Vec<String> = shared
+        .held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, give_back)| **give_back)
+        .map(|(tag, _)| tag.clone())
+        .collect();
+    tracing::warn!(
+        given_back = give_back.len(),
+        "shutdown timeout passed: aborted running tasks and gave their messages back"
+    );
+    for tag in give_back {
+        if let Err(err) = shared.app.broker().requeue(&tag).await {
+            tracing::warn!(error = %err, %tag, "could not give a message back; it returns after the visibility timeout");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The worker: fetch messages, run tasks, store results, settle messages.
+//!
+//! 1. [`WorkerOptions`]: queues, concurrency, prefetch, acks_late default,
+//!    shutdown timeout.
+//! 2. [`Worker::run`]: the fetch loop ([`consumer`]) until shutdown, then the
+//!    drain: stop fetching, give back what has not started, let running tasks
+//!    finish up to the deadline, give back acks_late tasks still running.
+//! 3. [`executor`]: one message from bytes to a stored result.
+//!
+//! Two bounds shape the flow. *Prefetch* caps messages held (reserved but not
+//! finished) so one worker cannot hoard a queue; *concurrency* caps tasks
+//! executing at once. Sync tasks run on tokio's blocking pool and async tasks
+//! on the runtime, so CPU-heavy work never stalls fetching.
+
+mod consumer;
+mod executor;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::shutdown::Shutdown;
+use crate::{App, Result};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Queues to consume, in no particular order (priority decides).
+    pub queues: Vec<String>,
+    /// Tasks executing at once (default: number of cores).
+    pub concurrency: usize,
+    /// Messages held at once, executing or waiting (default: 4 × concurrency).
+    pub prefetch: usize,
+    /// Acknowledge after completion unless a task says otherwise (Celery's
+    /// `task_acks_late`).
+    pub acks_late: bool,
+    /// On shutdown, how long running tasks may take to finish.
+    pub shutdown_timeout: Duration,
+    /// Store STARTED when a task begins (Celery's `task_track_started`).
+    pub track_started: bool,
+    /// Node name, `celeriac@<host>` by default.
+    pub hostname: String,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        WorkerOptions {
+            queues: vec!["celery".to_owned()],
+            concurrency: cores,
+            prefetch: cores * 4,
+            acks_late: false,
+            shutdown_timeout: Duration::from_secs(30),
+            track_started: false,
+            hostname: format!("celeriac@{host}"),
+        }
+    }
+}
+
+/// Counters a worker keeps while it runs (for `stats` and heartbeats).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Tasks finished (any outcome).
+    pub processed: AtomicU64,
+    /// Tasks that finished with SUCCESS.
+    pub succeeded: AtomicU64,
+    /// Tasks that finished with FAILURE.
+    pub failed: AtomicU64,
+    /// Tasks executing now.
+    pub active: AtomicU64,
+    /// Messages that could not be decoded.
+    pub rejected: AtomicU64,
+    per_task: Mutex<HashMap<String, u64>>,
+}
+
+impl WorkerStats {
+    /// Finished-task counts per task name.
+    pub fn per_task(&self) -> HashMap<String, u64> {
+        self.per_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn finished(&self, name: &str, success: bool) {
+        self.processed.fetch_add(1, Ordering::Relaxed);
+        if success {
+            self.succeeded.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        *self
+            .per_task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default() += 1;
+    }
+}
+
+/// A worker for the tasks registered in an [`App`].
+pub struct Worker {
+    app: App,
+    options: WorkerOptions,
+    stats: Arc<WorkerStats>,
+}
+
+impl Worker {
+    /// A worker for `app`.
+    pub fn new(app: App, options: WorkerOptions) -> Self {
+        Worker {
+            app,
+            options,
+            stats: Arc::new(WorkerStats::default()),
+        }
+    }
+
+    /// The counters, shared with the running worker.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Consume and execute until `shutdown` resolves, then drain gracefully.
+    ///
+    /// # Errors
+    /// Only when the queues cannot be declared at start; later broker errors
+    /// are logged and retried with backoff, never fatal.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let shutdown = Shutdown::from_future(shutdown);
+        self.run_until(shutdown).await
+    }
+
+    /// As [`Worker::run`], with a [`Shutdown`] shared with other components.
+    ///
+    /// # Errors
+    /// As [`Worker::run`].
+    pub async fn run_until(self, shutdown: Shutdown) -> Result<()> {
+        let Worker {
+            app,
+            options,
+            stats,
+        } = self;
+        app.broker().declare(&options.queues).await?;
+        tracing::info!(
+            hostname = %options.hostname,
+            queues = ?options.queues,
+            concurrency = options.concurrency,
+            tasks = ?app.task_names(),
+            "worker ready"
+        );
+        consumer::Consumer::new(app, options, stats, shutdown)
+            .run()
+            .await;
+        Ok(())
+    }
+}
