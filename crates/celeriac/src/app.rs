@@ -363,6 +363,9 @@ mod tests {
     fn reprs_read_like_python() {
         assert_eq!(python_repr_args(&[json!(2), json!(3)]), "(2, 3)");
         assert_eq!(python_repr_args(&[json!("a")]), "('a',)");
-        assert_eq!(python_repr(&json!({"k": [true, null]})), "{'k': [True, None]}");
+        assert_eq!(
+            python_repr(&json!({"k": [true, null]})),
+            "{'k': [True, None]}"
+        );
     }
 }

@@ -23,7 +23,12 @@ pub fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => format!("{}***{}", &url[..scheme + 3], &url[at..]),
             }
         }
@@ -41,15 +46,15 @@ fn invalid(url: &str, reason: impl Into<String>) -> Error {
 #[cfg(feature = "sqlite")]
 fn sqlite_path(url: &str, rest: &str) -> Result<PathBuf> {
     if rest.is_empty() {
-        return Err(invalid(url, "sqlite:// needs a file path, e.g. sqlite://celeriac.db"));
+        return Err(invalid(
+            url,
+            "sqlite:// needs a file path, e.g. sqlite://celeriac.db",
+        ));
     }
     Ok(PathBuf::from(rest))
 }
 
-fn memory_registry<T: Default>(
-    map: &'static Mutex<HashMap<String, Arc<T>>>,
-    name: &str,
-) -> Arc<T> {
+fn memory_registry<T: Default>(map: &'static Mutex<HashMap<String, Arc<T>>>, name: &str) -> Arc<T> {
     let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
     Arc::clone(map.entry(name.to_owned()).or_default())
 }
@@ -73,6 +78,15 @@ pub async fn broker_from_url(config: &AppConfig) -> Result<Arc<dyn Broker>> {
             &sqlite_path(url, rest)?,
             config.visibility_timeout,
         )?)),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(
+            crate::broker::redis::RedisBroker::open(
+                url,
+                &config.key_prefix,
+                config.visibility_timeout,
+            )
+            .await?,
+        )),
         other => Err(invalid(
             url,
             format!("unknown broker scheme {other:?} (use memory, sqlite, redis or rediss)"),
@@ -97,6 +111,10 @@ pub async fn backend_from_url(config: &AppConfig) -> Result<Arc<dyn ResultBacken
         "sqlite" => Ok(Arc::new(crate::backend::sqlite::SqliteBackend::open(
             &sqlite_path(url, rest)?,
         )?)),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(
+            crate::backend::redis::RedisBackend::open(url, &config.key_prefix).await?,
+        )),
         other => Err(invalid(
             url,
             format!("unknown backend scheme {other:?} (use memory, sqlite, redis or rediss)"),
@@ -110,8 +128,14 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact("redis://:secret@host:6379/0"), "redis://:***@host:6379/0");
-        assert_eq!(redact("redis://user:secret@host/0"), "redis://user:***@host/0");
+        assert_eq!(
+            redact("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("redis://user:secret@host/0"),
+            "redis://user:***@host/0"
+        );
         assert_eq!(redact("redis://host:6379/0"), "redis://host:6379/0");
     }
 }

@@ -66,6 +66,8 @@ mod connect;
 mod error;
 mod options;
 pub mod protocol;
+#[cfg(feature = "redis")]
+mod redis_support;
 mod result;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]

@@ -396,7 +396,9 @@ mod tests {
 
         let reader = ArgReader::new("tasks.add", vec![json!(1), json!(2)], Map::new());
         let err = reader.finish(1).expect_err("too many");
-        assert!(err.exc_message.contains("takes 1 positional arguments but 2"));
+        assert!(err
+            .exc_message
+            .contains("takes 1 positional arguments but 2"));
     }
 
     #[test]

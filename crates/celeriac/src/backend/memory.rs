@@ -40,7 +40,10 @@ impl ResultBackend for MemoryBackend {
                 .get(&meta.task_id)
                 .is_some_and(|(m, _)| m.status == TaskState::Success);
             if !final_already {
-                results.insert(meta.task_id.clone(), (meta.clone(), Instant::now() + expires));
+                results.insert(
+                    meta.task_id.clone(),
+                    (meta.clone(), Instant::now() + expires),
+                );
             }
         }
         self.stored.notify_waiters();
@@ -60,8 +63,7 @@ impl ResultBackend for MemoryBackend {
         loop {
             let notified = self.stored.notified();
             let current = self.fetch(task_id).await?;
-            if current.as_ref().is_some_and(|m| m.status.is_ready()) || Instant::now() >= deadline
-            {
+            if current.as_ref().is_some_and(|m| m.status.is_ready()) || Instant::now() >= deadline {
                 return Ok(current);
             }
             let _ = tokio::time::timeout_at(deadline, notified).await;

@@ -15,6 +15,8 @@ use crate::protocol::ResultMeta;
 use crate::Result;
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

@@ -188,7 +188,10 @@ mod tests {
             .store(&ResultMeta::new("t1", TaskState::Success, json!(5)), hour)
             .await?;
         backend
-            .store(&ResultMeta::failure("t1", "ValueError", "late duplicate", None), hour)
+            .store(
+                &ResultMeta::failure("t1", "ValueError", "late duplicate", None),
+                hour,
+            )
             .await?;
         let meta = backend.fetch("t1").await?.expect("stored");
         assert_eq!((meta.status, meta.result), (TaskState::Success, json!(5)));

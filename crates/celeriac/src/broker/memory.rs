@@ -273,7 +273,9 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert!(again[0].redelivered);
         broker.ack(&again[0].tag).await?;
-        let none = broker.reserve(&queues, 1, Duration::from_millis(60)).await?;
+        let none = broker
+            .reserve(&queues, 1, Duration::from_millis(60))
+            .await?;
         assert!(none.is_empty());
         Ok(())
     }

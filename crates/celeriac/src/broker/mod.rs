@@ -26,6 +26,8 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

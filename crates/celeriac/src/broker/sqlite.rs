@@ -113,7 +113,7 @@ impl Broker for SqliteBroker {
              WHERE id IN (SELECT id FROM celeriac_messages \
                  WHERE queue IN ({placeholders}) AND visible_at <= ?3 \
                  ORDER BY priority, id LIMIT ?4) \
-             RETURNING tag, queue, payload, reserved"
+             RETURNING tag, queue, payload, reserved, priority, id"
         );
         let sql: Arc<str> = sql.into();
         loop {
@@ -126,20 +126,29 @@ impl Broker for SqliteBroker {
                 .write(move |conn| {
                     let now = now_secs();
                     let nonce = uuid::Uuid::new_v4().simple().to_string();
-                    let mut params: Vec<rusqlite::types::Value> =
-                        vec![(now + lease).into(), nonce.into(), now.into(), (max as i64).into()];
+                    let mut params: Vec<rusqlite::types::Value> = vec![
+                        (now + lease).into(),
+                        nonce.into(),
+                        now.into(),
+                        (max as i64).into(),
+                    ];
                     params.extend(queues.into_iter().map(rusqlite::types::Value::from));
                     // ?1..?4 are the lease fields; the IN list is ?5 onwards.
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let rows = stmt.query_map(params_from_iter(params), |row| {
-                        Ok(Delivery {
+                        let order: (i64, i64) = (row.get(4)?, row.get(5)?);
+                        let delivery = Delivery {
                             tag: row.get(0)?,
                             queue: row.get(1)?,
                             payload: row.get(2)?,
                             redelivered: row.get::<_, i64>(3)? > 1,
-                        })
+                        };
+                        Ok((order, delivery))
                     })?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                    let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+                    // RETURNING does not promise the subquery's order.
+                    rows.sort_unstable_by_key(|(order, _)| *order);
+                    Ok(rows.into_iter().map(|(_, d)| d).collect::<Vec<_>>())
                 })
                 .await
                 .map_err(|e| Error::broker("reserving from SQLite", e))?;

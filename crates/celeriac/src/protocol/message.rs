@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{time, Envelope, ProtocolError, Properties};
+use super::{time, Envelope, Properties, ProtocolError};
 
 /// Protocol v2 task headers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,8 +206,9 @@ fn decode_body(body: &[u8]) -> Result<Body, ProtocolError> {
     parts.resize(3, Value::Null);
     let embed = match parts.pop() {
         Some(Value::Null) | None => Embed::default(),
-        Some(v) => serde_json::from_value(v)
-            .map_err(|e| ProtocolError::Body(format!("embed: {e}")))?,
+        Some(v) => {
+            serde_json::from_value(v).map_err(|e| ProtocolError::Body(format!("embed: {e}")))?
+        }
     };
     let kwargs = match parts.pop() {
         Some(Value::Object(map)) => map,

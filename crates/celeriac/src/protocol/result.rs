@@ -185,7 +185,12 @@ impl ResultMeta {
     }
 
     /// A FAILURE document for an error of `exc_type` with `message`.
-    pub fn failure(task_id: &str, exc_type: &str, message: &str, traceback: Option<String>) -> Self {
+    pub fn failure(
+        task_id: &str,
+        exc_type: &str,
+        message: &str,
+        traceback: Option<String>,
+    ) -> Self {
         let info = ExceptionInfo {
             exc_type: exc_type.to_owned(),
             exc_message: Value::Array(vec![Value::String(message.to_owned())]),

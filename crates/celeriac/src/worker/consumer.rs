@@ -135,7 +135,11 @@ impl Consumer {
 
 async fn drain(shared: &Shared, mut handlers: JoinSet<()>) {
     let timeout = shared.options.shutdown_timeout;
-    tracing::info!(in_flight = handlers.len(), ?timeout, "shutting down: finishing running tasks");
+    tracing::info!(
+        in_flight = handlers.len(),
+        ?timeout,
+        "shutting down: finishing running tasks"
+    );
     let finished = tokio::time::timeout(timeout, async {
         while handlers.join_next().await.is_some() {}
     })

@@ -28,7 +28,11 @@ use crate::task::{Context, Task, TaskCall, TaskError};
 /// (Celery's default).
 const DEFAULT_MAX_RETRIES: u32 = 3;
 
-pub(super) async fn handle(shared: Arc<Shared>, delivery: Delivery, _prefetch: OwnedSemaphorePermit) {
+pub(super) async fn handle(
+    shared: Arc<Shared>,
+    delivery: Delivery,
+    _prefetch: OwnedSemaphorePermit,
+) {
     process(&shared, &delivery).await;
     shared.release(&delivery.tag);
 }
@@ -38,7 +42,10 @@ async fn process(shared: &Shared, delivery: &Delivery) {
     let (message, envelope) = match TaskMessage::from_slice(&delivery.payload) {
         Ok(decoded) => decoded,
         Err(err) => {
-            shared.stats.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .stats
+                .rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(queue = %delivery.queue, error = %err, "rejecting malformed message");
             settle_ack(shared, &delivery.tag).await;
             return;
@@ -48,14 +55,21 @@ async fn process(shared: &Shared, delivery: &Delivery) {
     let now = Utc::now();
     if headers.expires_time().is_some_and(|at| at <= now) {
         tracing::info!(task = %headers.task, id = %headers.id, "task expired before it ran; revoked");
-        let meta = ResultMeta::new(&headers.id, TaskState::Revoked, json!({
-            "exc_type": "TaskRevokedError", "exc_message": ["expired"], "exc_module": "celery.exceptions"
-        }));
+        let meta = ResultMeta::new(
+            &headers.id,
+            TaskState::Revoked,
+            json!({
+                "exc_type": "TaskRevokedError", "exc_message": ["expired"], "exc_module": "celery.exceptions"
+            }),
+        );
         store(shared, &message, meta).await;
         settle_ack(shared, &delivery.tag).await;
         return;
     }
-    if let Some(eta) = headers.eta_time().filter(|eta| *eta > now + chrono::Duration::milliseconds(5)) {
+    if let Some(eta) = headers
+        .eta_time()
+        .filter(|eta| *eta > now + chrono::Duration::milliseconds(5))
+    {
         if let Err(err) = broker.defer(&delivery.tag, eta).await {
             tracing::warn!(error = %err, "could not defer a task with an ETA; it returns after the visibility timeout");
         }
@@ -66,7 +80,10 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         let meta = ResultMeta::failure(
             &headers.id,
             "NotRegistered",
-            &format!("Task of kind '{}' is not registered on worker {}", headers.task, shared.options.hostname),
+            &format!(
+                "Task of kind '{}' is not registered on worker {}",
+                headers.task, shared.options.hostname
+            ),
             None,
         );
         shared.stats.finished(&headers.task, false);
@@ -102,15 +119,25 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         shared.hold(&delivery.tag, false);
     }
     if shared.options.track_started {
-        let mut meta = ResultMeta::new(&headers.id, TaskState::Started, json!({"hostname": shared.options.hostname}));
+        let mut meta = ResultMeta::new(
+            &headers.id,
+            TaskState::Started,
+            json!({"hostname": shared.options.hostname}),
+        );
         meta.name = Some(headers.task.clone());
         store(shared, &message, meta).await;
     }
 
-    shared.stats.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .active
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let outcome = execute(shared, task.as_ref(), &message, delivery, acks_late).await;
-    shared.stats.active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .active
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(task = %headers.task, id = %headers.id, runtime = ?started.elapsed(), ok = outcome.is_ok(), "task finished");
 
     let max_retries = headers
@@ -158,8 +185,16 @@ async fn execute(
         shared.app.config().result_expires,
     );
     let defaults = task.options();
-    let hard = headers.timelimit.0.or(defaults.time_limit).filter(|s| *s > 0.0);
-    let soft = headers.timelimit.1.or(defaults.soft_time_limit).filter(|s| *s > 0.0);
+    let hard = headers
+        .timelimit
+        .0
+        .or(defaults.time_limit)
+        .filter(|s| *s > 0.0);
+    let soft = headers
+        .timelimit
+        .1
+        .or(defaults.soft_time_limit)
+        .filter(|s| *s > 0.0);
     let call = task.call(ctx.clone(), message.args.clone(), message.kwargs.clone())?;
     let mut handle = match call {
         TaskCall::Blocking(f) => tokio::task::spawn_blocking(f),
@@ -188,18 +223,20 @@ async fn execute(
         })
     });
     let joined = match hard {
-        Some(seconds) => match tokio::time::timeout(Duration::from_secs_f64(seconds), &mut handle).await {
-            Ok(joined) => joined,
-            Err(_) => {
-                // Async tasks stop at their next await; a sync task's thread
-                // cannot be killed and runs on, its result discarded.
-                handle.abort();
-                Ok(Err(TaskError::new(
-                    "TimeLimitExceeded",
-                    format!("TimeLimitExceeded({seconds})"),
-                )))
+        Some(seconds) => {
+            match tokio::time::timeout(Duration::from_secs_f64(seconds), &mut handle).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    // Async tasks stop at their next await; a sync task's thread
+                    // cannot be killed and runs on, its result discarded.
+                    handle.abort();
+                    Ok(Err(TaskError::new(
+                        "TimeLimitExceeded",
+                        format!("TimeLimitExceeded({seconds})"),
+                    )))
+                }
             }
-        },
+        }
         None => handle.await,
     };
     if let Some(k) = keeper {
@@ -288,7 +325,9 @@ async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-            Err(err) => tracing::error!(error = %err, id = %headers.id, "giving up storing a result"),
+            Err(err) => {
+                tracing::error!(error = %err, id = %headers.id, "giving up storing a result")
+            }
         }
     }
 }
@@ -303,7 +342,9 @@ async fn settle_ack(shared: &Shared, tag: &str) {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-            Err(err) => tracing::error!(error = %err, "giving up acknowledging; the message will be redelivered"),
+            Err(err) => {
+                tracing::error!(error = %err, "giving up acknowledging; the message will be redelivered")
+            }
         }
     }
 }

@@ -1,0 +1,188 @@
+//! `redis://` and `rediss://`: the result backend, as Celery's.
+//!
+//! 1. `store`: one script does Celery's "never overwrite SUCCESS" check,
+//!    `SETEX celery-task-meta-<id>`, and `PUBLISH` of the same document on
+//!    a channel named like the key, atomically.
+//! 2. `wait`: subscribe to the key's channel first, then read the key once
+//!    (so a result stored in between is not missed), then wait for
+//!    messages: no polling loop. If the subscription fails (Redis
+//!    restarting) it falls back to reading every 100 ms until the deadline.
+//! 3. Explicit keys are plain `SET`/`GET`/`DEL`, readable by any Redis
+//!    client on the serving path.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use tokio::time::Instant;
+
+use super::ResultBackend;
+use crate::protocol::ResultMeta;
+use crate::redis_support::{connect, Keys};
+use crate::{Error, Result};
+
+const STORE: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current then
+  if string.find(current, '^%s*{%s*"status"%s*:%s*"SUCCESS"') then return 0 end
+  local ok, doc = pcall(cjson.decode, current)
+  if ok and type(doc) == 'table' and doc.status == 'SUCCESS' then return 0 end
+end
+redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// The Redis result backend.
+pub struct RedisBackend {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    store: Script,
+}
+
+fn backend_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
+    move |e| Error::backend(context, e)
+}
+
+impl RedisBackend {
+    /// Connect to the Redis server at `url`; `key_prefix` prefixes every key.
+    ///
+    /// # Errors
+    /// When the URL is invalid or the server cannot be reached.
+    pub async fn open(url: &str, key_prefix: &str) -> Result<Self> {
+        let (client, conn) = connect(url).await?;
+        Ok(RedisBackend {
+            client,
+            conn,
+            keys: Keys::new(key_prefix),
+            store: Script::new(STORE),
+        })
+    }
+
+    fn parse(text: &[u8]) -> Result<ResultMeta> {
+        serde_json::from_slice(text).map_err(|e| Error::json("stored result", e))
+    }
+
+    async fn wait_by_polling(
+        &self,
+        task_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<ResultMeta>> {
+        let mut last = None;
+        loop {
+            match self.fetch(task_id).await {
+                Ok(Some(meta)) if meta.status.is_ready() => return Ok(Some(meta)),
+                Ok(seen) => last = seen,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                return Ok(last);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl ResultBackend for RedisBackend {
+    async fn store(&self, meta: &ResultMeta, expires: Duration) -> Result<()> {
+        let text = serde_json::to_string(meta).map_err(|e| Error::json("result", e))?;
+        let seconds = expires.as_secs().max(1);
+        let _: i64 = self
+            .store
+            .key(self.keys.result(&meta.task_id))
+            .arg(text)
+            .arg(seconds)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend_err("storing a result in Redis"))?;
+        Ok(())
+    }
+
+    async fn fetch(&self, task_id: &str) -> Result<Option<ResultMeta>> {
+        let raw: Option<Vec<u8>> = self
+            .conn
+            .clone()
+            .get(self.keys.result(task_id))
+            .await
+            .map_err(backend_err("reading a result from Redis"))?;
+        raw.map(|r| Self::parse(&r)).transpose()
+    }
+
+    async fn wait(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
+        let deadline = Instant::now() + timeout;
+        let key = self.keys.result(task_id);
+        let mut pubsub = match self.client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(_) => return self.wait_by_polling(task_id, deadline).await,
+        };
+        if pubsub.subscribe(&key).await.is_err() {
+            return self.wait_by_polling(task_id, deadline).await;
+        }
+        let mut last = self.fetch(task_id).await?;
+        if last.as_ref().is_some_and(|m| m.status.is_ready()) {
+            return Ok(last);
+        }
+        let mut messages = pubsub.on_message();
+        loop {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Err(_) => return Ok(last),
+                Ok(None) => {
+                    drop(messages);
+                    return self.wait_by_polling(task_id, deadline).await;
+                }
+                Ok(Some(message)) => {
+                    if let Ok(meta) = Self::parse(message.get_payload_bytes()) {
+                        let ready = meta.status.is_ready();
+                        last = Some(meta);
+                        if ready {
+                            return Ok(last);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn forget(&self, task_id: &str) -> Result<()> {
+        let _: i64 = self
+            .conn
+            .clone()
+            .del(self.keys.result(task_id))
+            .await
+            .map_err(backend_err("forgetting a result in Redis"))?;
+        Ok(())
+    }
+
+    async fn set_value(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.value(key);
+        let outcome: redis::RedisResult<()> = match ttl {
+            Some(ttl) => conn.set_ex(key, value, ttl.as_secs().max(1)).await,
+            None => conn.set(key, value).await,
+        };
+        outcome.map_err(backend_err("setting a key in Redis"))
+    }
+
+    async fn get_value(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .clone()
+            .get(self.keys.value(key))
+            .await
+            .map_err(backend_err("reading a key from Redis"))
+    }
+
+    async fn delete_value(&self, key: &str) -> Result<bool> {
+        let n: i64 = self
+            .conn
+            .clone()
+            .del(self.keys.value(key))
+            .await
+            .map_err(backend_err("deleting a key in Redis"))?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,392 @@
+//! `redis://` and `rediss://`: the broker, in kombu's exact key layout.
+//!
+//! 1. `publish`: `LPUSH` the envelope onto `queue` or `queue\x06\x16<step>`;
+//!    a message with a future ETA goes to our sorted set `celeriac.delayed`
+//!    instead (score = due time), so it never sits in `unacked` where the
+//!    visibility timeout would redeliver it again and again.
+//! 2. `reserve`: `reserve.lua` moves due delayed messages to their lists,
+//!    then pops up to `max` messages and records each in `unacked` and
+//!    `unacked_index` in the same atomic step. When nothing is there it polls
+//!    (1 ms doubling to 20 ms): Redis cannot block a script, and a blocking
+//!    pop would reopen the crash window this design closes.
+//! 3. `ack`: `HDEL unacked` + `ZREM unacked_index`, batched across
+//!    concurrent callers into one pipeline.
+//! 4. `requeue`/`defer`/restore: `settle.lua` puts a reservation back on
+//!    its list (front) or into the delayed set.
+//! 5. A background task restores reservations older than the visibility
+//!    timeout every few seconds, as kombu's `restore_visible` does, and
+//!    skips while a kombu worker holds `unacked_mutex`. `extend` renews a
+//!    lease by bumping its `unacked_index` score, which kombu respects too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::Script;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{priority_step, Broker, Delivery, OutgoingMessage};
+use crate::redis_support::{connect, Keys, SEP};
+use crate::{Error, Result};
+
+const STEPS: [u8; 4] = [0, 3, 6, 9];
+/// How often each worker looks for expired reservations (more often when
+/// the visibility timeout is shorter than this).
+const RESTORE_EVERY: Duration = Duration::from_secs(5);
+/// Most acks folded into one pipeline.
+const ACK_BATCH: usize = 1024;
+
+type AckRequest = (String, oneshot::Sender<Result<()>>);
+
+/// The Redis broker.
+pub struct RedisBroker {
+    conn: ConnectionManager,
+    keys: Keys,
+    visibility_timeout: Duration,
+    scripts: Arc<Scripts>,
+    acks: mpsc::UnboundedSender<AckRequest>,
+    restorer: tokio::task::JoinHandle<()>,
+}
+
+struct Scripts {
+    reserve: Script,
+    settle: Script,
+    restore: Script,
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.restorer.abort();
+    }
+}
+
+fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
+    move |e| Error::broker(context, e)
+}
+
+fn unix_secs(t: DateTime<Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
+}
+
+fn now_secs() -> f64 {
+    unix_secs(Utc::now())
+}
+
+impl RedisBroker {
+    /// Connect to the Redis server at `url`; `key_prefix` is kombu's
+    /// `global_keyprefix` (empty for none).
+    ///
+    /// # Errors
+    /// When the URL is invalid or the server cannot be reached.
+    pub async fn open(url: &str, key_prefix: &str, visibility_timeout: Duration) -> Result<Self> {
+        let (_client, conn) = connect(url).await?;
+        let keys = Keys::new(key_prefix);
+        let scripts = Arc::new(Scripts {
+            reserve: Script::new(include_str!("reserve.lua")),
+            settle: Script::new(include_str!("settle.lua")),
+            restore: Script::new(include_str!("restore.lua")),
+        });
+        let (acks, ack_rx) = mpsc::unbounded_channel();
+        tokio::spawn(ack_loop(conn.clone(), keys.clone(), ack_rx));
+        let restorer = tokio::spawn(restore_loop(
+            conn.clone(),
+            keys.clone(),
+            Arc::clone(&scripts),
+            visibility_timeout,
+        ));
+        Ok(RedisBroker {
+            conn,
+            keys,
+            visibility_timeout,
+            scripts,
+            acks,
+            restorer,
+        })
+    }
+
+    fn list_for(&self, message: &OutgoingMessage) -> String {
+        self.keys
+            .queue_list(&message.queue, priority_step(message.priority))
+    }
+
+    async fn settle(&self, tag: &str, mode: &str, at: f64) -> Result<()> {
+        settle(
+            &mut self.conn.clone(),
+            &self.keys,
+            &self.scripts,
+            tag,
+            mode,
+            at,
+        )
+        .await
+    }
+}
+
+async fn settle(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    scripts: &Scripts,
+    tag: &str,
+    mode: &str,
+    at: f64,
+) -> Result<()> {
+    let _: i64 = scripts
+        .settle
+        .key(keys.unacked())
+        .key(keys.unacked_index())
+        .key(keys.delayed())
+        .arg(tag)
+        .arg(mode)
+        .arg(at)
+        .arg(keys.prefix())
+        .arg(SEP)
+        .arg(keys.binding_prefix())
+        .invoke_async(conn)
+        .await
+        .map_err(redis_err("settling a reservation in Redis"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, message: OutgoingMessage) -> Result<()> {
+        self.publish_batch(vec![message]).await
+    }
+
+    async fn publish_batch(&self, messages: Vec<OutgoingMessage>) -> Result<()> {
+        let now = Utc::now();
+        let mut pipe = redis::pipe();
+        for m in &messages {
+            let list = self.list_for(m);
+            match m.not_before {
+                Some(at) if at > now => {
+                    let mut member = Vec::with_capacity(list.len() + SEP.len() + m.payload.len());
+                    member.extend_from_slice(list.as_bytes());
+                    member.extend_from_slice(SEP.as_bytes());
+                    member.extend_from_slice(&m.payload);
+                    pipe.zadd(self.keys.delayed(), member, unix_secs(at))
+                        .ignore();
+                }
+                _ => {
+                    pipe.lpush(list, &m.payload).ignore();
+                }
+            }
+        }
+        let _: () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("publishing to Redis"))?;
+        Ok(())
+    }
+
+    async fn reserve(
+        &self,
+        queues: &[String],
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>> {
+        if queues.is_empty() || max == 0 {
+            return Ok(Vec::new());
+        }
+        // kombu's order: every queue's priority-0 list, then every step-3 list…
+        let mut lists = Vec::with_capacity(queues.len() * STEPS.len());
+        let mut list_queue = Vec::with_capacity(lists.capacity());
+        for step in STEPS {
+            for queue in queues {
+                lists.push(self.keys.queue_list(queue, step));
+                list_queue.push(queue.as_str());
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut nap = Duration::from_millis(1);
+        let mut conn = self.conn.clone();
+        loop {
+            let mut call = self.scripts.reserve.prepare_invoke();
+            call.key(self.keys.unacked())
+                .key(self.keys.unacked_index())
+                .key(self.keys.delayed());
+            for list in &lists {
+                call.key(list);
+            }
+            call.arg(now_secs())
+                .arg(max)
+                .arg(self.keys.prefix())
+                .arg(SEP);
+            let reply: Vec<redis::Value> = call
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_err("reserving from Redis"))?;
+            let deliveries = parse_reserved(reply, &list_queue)?;
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            tokio::time::sleep((deadline - now).min(nap)).await;
+            nap = (nap * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn ack(&self, tag: &str) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.acks
+            .send((tag.to_owned(), tx))
+            .map_err(|_| Error::broker("acknowledging in Redis", "the ack task has stopped"))?;
+        rx.await
+            .map_err(|_| Error::broker("acknowledging in Redis", "the ack task has stopped"))?
+    }
+
+    async fn requeue(&self, tag: &str) -> Result<()> {
+        self.settle(tag, "front", 0.0).await
+    }
+
+    async fn defer(&self, tag: &str, until: DateTime<Utc>) -> Result<()> {
+        self.settle(tag, "defer", unix_secs(until)).await
+    }
+
+    async fn extend(&self, tag: &str) -> Result<()> {
+        // XX: only renew a lease that still exists (not acked or restored).
+        let _: i64 = redis::cmd("ZADD")
+            .arg(self.keys.unacked_index())
+            .arg("XX")
+            .arg(now_secs())
+            .arg(tag)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("extending a lease in Redis"))?;
+        Ok(())
+    }
+
+    async fn declare(&self, queues: &[String]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        for queue in queues {
+            // Celery binds queue `q` to exchange `q` with routing key `q`;
+            // Python producers route through these members.
+            let member = format!("{queue}{SEP}{SEP}{queue}");
+            pipe.sadd(self.keys.binding(queue), member).ignore();
+        }
+        let _: () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("declaring queues in Redis"))?;
+        Ok(())
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<u64> {
+        let mut pipe = redis::pipe();
+        for step in STEPS {
+            pipe.llen(self.keys.queue_list(queue, step));
+        }
+        let lens: Vec<u64> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("measuring a Redis queue"))?;
+        Ok(lens.iter().sum())
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.visibility_timeout
+    }
+}
+
+fn parse_reserved(reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<Vec<Delivery>> {
+    use redis::FromRedisValue;
+    let bad = |what: &str| Error::broker("reading a Redis reservation", what.to_owned());
+    let body = match reply.split_last() {
+        Some((_moved, body)) => body,
+        None => return Err(bad("empty reply from reserve script")),
+    };
+    let mut out = Vec::with_capacity(body.len() / 4);
+    for chunk in body.chunks_exact(4) {
+        let tag = String::from_redis_value(&chunk[0]).map_err(|e| bad(&e.to_string()))?;
+        let payload = Vec::<u8>::from_redis_value(&chunk[1]).map_err(|e| bad(&e.to_string()))?;
+        let index = i64::from_redis_value(&chunk[2]).map_err(|e| bad(&e.to_string()))?;
+        let redelivered = i64::from_redis_value(&chunk[3]).map_err(|e| bad(&e.to_string()))? == 1;
+        let queue = usize::try_from(index - 1)
+            .ok()
+            .and_then(|i| list_queue.get(i))
+            .ok_or_else(|| bad("list index out of range"))?;
+        out.push(Delivery {
+            tag,
+            queue: (*queue).to_owned(),
+            payload,
+            redelivered,
+        });
+    }
+    Ok(out)
+}
+
+/// Fold concurrent acks into one `HDEL` + `ZREM` pipeline.
+async fn ack_loop(
+    conn: ConnectionManager,
+    keys: Keys,
+    mut rx: mpsc::UnboundedReceiver<AckRequest>,
+) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let tags: Vec<&str> = batch.iter().map(|(tag, _)| tag.as_str()).collect();
+        let mut pipe = redis::pipe();
+        pipe.hdel(keys.unacked(), &tags)
+            .ignore()
+            .zrem(keys.unacked_index(), &tags)
+            .ignore();
+        let outcome: redis::RedisResult<()> = pipe.query_async(&mut conn.clone()).await;
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| Error::broker("acknowledging in Redis", e.to_string())),
+            );
+        }
+    }
+}
+
+/// Return expired reservations to their queues, forever.
+async fn restore_loop(
+    mut conn: ConnectionManager,
+    keys: Keys,
+    scripts: Arc<Scripts>,
+    visibility_timeout: Duration,
+) {
+    let every = RESTORE_EVERY
+        .min(visibility_timeout / 2)
+        .max(Duration::from_millis(100));
+    loop {
+        // Jitter spreads the sweeps of many workers over the interval.
+        let jitter = rand::random_range(0..=every.as_millis() as u64 / 2);
+        tokio::time::sleep(every + Duration::from_millis(jitter)).await;
+        let ceiling = now_secs() - visibility_timeout.as_secs_f64();
+        let expired: redis::RedisResult<Vec<String>> = scripts
+            .restore
+            .key(keys.unacked())
+            .key(keys.unacked_index())
+            .key(keys.unacked_mutex())
+            .arg(ceiling)
+            .arg(1000)
+            .invoke_async(&mut conn)
+            .await;
+        let expired = match expired {
+            Ok(tags) => tags,
+            Err(e) => {
+                tracing::debug!(error = %e, "restore sweep skipped");
+                continue;
+            }
+        };
+        if !expired.is_empty() {
+            tracing::info!(
+                count = expired.len(),
+                "restoring messages whose reservation expired"
+            );
+        }
+        for tag in expired {
+            if let Err(e) = settle(&mut conn, &keys, &scripts, &tag, "restore", ceiling).await {
+                tracing::warn!(error = %e, "could not restore a message");
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! One conformance suite run against every broker (memory, SQLite, Redis):
+//! priorities, FIFO, leases and redelivery, acks, requeue, delayed delivery.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use celeriac::broker::{Broker, OutgoingMessage};
+use chrono::Utc;
+
+fn message(queue: &str, priority: u8, body: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        queue: queue.into(),
+        priority,
+        not_before: None,
+        payload: envelope(body),
+    }
+}
+
+/// A real envelope so that the Redis scripts can read its delivery tag.
+fn envelope(body: &str) -> Vec<u8> {
+    let message = celeriac::protocol::TaskMessage {
+        headers: celeriac::protocol::TaskHeaders::new("tasks.noop", body),
+        args: vec![],
+        kwargs: Default::default(),
+        embed: Default::default(),
+    };
+    message.to_envelope("q", None).to_vec()
+}
+
+fn body_of(payload: &[u8]) -> String {
+    let (message, _) = celeriac::protocol::TaskMessage::from_slice(payload).expect("envelope");
+    message.headers.id
+}
+
+fn queues(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+struct Fixture {
+    broker: Arc<dyn Broker>,
+    _guard: Box<dyn std::any::Any + Send>,
+}
+
+async fn memory(vt: Duration) -> Fixture {
+    Fixture {
+        broker: Arc::new(celeriac::broker::memory::MemoryBroker::new(vt)),
+        _guard: Box::new(()),
+    }
+}
+
+async fn sqlite(vt: Duration) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker =
+        celeriac::broker::sqlite::SqliteBroker::open(&dir.path().join("b.db"), vt).expect("open");
+    Fixture {
+        broker: Arc::new(broker),
+        _guard: Box::new(dir),
+    }
+}
+
+async fn redis(vt: Duration) -> Fixture {
+    let server = support::RedisServer::start();
+    let broker = celeriac::broker::redis::RedisBroker::open(&server.url(0), "", vt)
+        .await
+        .expect("connect");
+    Fixture {
+        broker: Arc::new(broker),
+        _guard: Box::new(server),
+    }
+}
+
+async fn priority_then_fifo(f: Fixture) {
+    let b = &f.broker;
+    b.declare(&queues(&["q"])).await.expect("declare");
+    for (p, body) in [(9, "low"), (0, "a"), (5, "mid"), (0, "b"), (1, "c")] {
+        b.publish(message("q", p, body)).await.expect("publish");
+    }
+    assert_eq!(b.queue_depth("q").await.expect("depth"), 5);
+    let got = b
+        .reserve(&queues(&["q"]), 10, Duration::ZERO)
+        .await
+        .expect("reserve");
+    let order: Vec<String> = got.iter().map(|d| body_of(&d.payload)).collect();
+    assert_eq!(order, ["a", "b", "c", "mid", "low"]);
+    assert!(got.iter().all(|d| d.queue == "q" && !d.redelivered));
+}
+
+async fn several_queues(f: Fixture) {
+    let b = &f.broker;
+    b.publish_batch(vec![message("x", 3, "x3"), message("y", 0, "y0")])
+        .await
+        .expect("publish");
+    let got = b
+        .reserve(&queues(&["x", "y"]), 10, Duration::ZERO)
+        .await
+        .expect("reserve");
+    let order: Vec<(String, String)> = got
+        .iter()
+        .map(|d| (d.queue.clone(), body_of(&d.payload)))
+        .collect();
+    assert_eq!(
+        order,
+        [("y".into(), "y0".into()), ("x".into(), "x3".into())]
+    );
+    let none = b
+        .reserve(&queues(&["z"]), 10, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert!(none.is_empty());
+}
+
+async fn unacked_comes_back_acked_does_not(f: Fixture) {
+    let b = &f.broker;
+    b.publish_batch(vec![message("q", 0, "kept"), message("q", 0, "done")])
+        .await
+        .expect("publish");
+    let got = b
+        .reserve(&queues(&["q"]), 2, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert_eq!(got.len(), 2);
+    b.ack(&got[1].tag).await.expect("ack");
+    // Only the unacknowledged one returns, after the visibility timeout.
+    let back = b
+        .reserve(&queues(&["q"]), 2, Duration::from_secs(10))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        back.iter().map(|d| body_of(&d.payload)).collect::<Vec<_>>(),
+        ["kept"]
+    );
+    b.ack(&back[0].tag).await.expect("ack");
+    let none = b
+        .reserve(&queues(&["q"]), 2, b.visibility_timeout() * 3)
+        .await
+        .expect("reserve");
+    assert!(none.is_empty(), "an acked message came back");
+}
+
+async fn requeue_goes_to_the_front(f: Fixture) {
+    let b = &f.broker;
+    b.publish_batch(vec![message("q", 0, "first"), message("q", 0, "second")])
+        .await
+        .expect("publish");
+    let first = b
+        .reserve(&queues(&["q"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    b.requeue(&first[0].tag).await.expect("requeue");
+    let again = b
+        .reserve(&queues(&["q"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert_eq!(body_of(&again[0].payload), "first");
+}
+
+async fn delayed_and_deferred_wait_their_time(f: Fixture) {
+    let b = &f.broker;
+    let due = Utc::now() + chrono::Duration::milliseconds(600);
+    let mut later = message("q", 0, "later");
+    later.not_before = Some(due);
+    b.publish(later).await.expect("publish");
+    b.publish(message("q", 0, "now")).await.expect("publish");
+    let got = b
+        .reserve(&queues(&["q"]), 10, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert_eq!(
+        got.iter().map(|d| body_of(&d.payload)).collect::<Vec<_>>(),
+        ["now"]
+    );
+    // Deferring settles the reservation: it is not redelivered by the
+    // visibility timeout, only when due.
+    b.defer(&got[0].tag, due).await.expect("defer");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let got = b
+            .reserve(&queues(&["q"]), 10, Duration::from_secs(5))
+            .await
+            .expect("reserve");
+        assert!(!got.is_empty(), "delayed messages never arrived");
+        assert!(
+            Utc::now() >= due - chrono::Duration::milliseconds(50),
+            "delivered early"
+        );
+        for d in got {
+            seen.push(body_of(&d.payload));
+            b.ack(&d.tag).await.expect("ack");
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["later", "now"]);
+}
+
+async fn extended_leases_are_not_redelivered(f: Fixture) {
+    let b = &f.broker;
+    b.publish(message("q", 0, "long")).await.expect("publish");
+    let got = b
+        .reserve(&queues(&["q"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    let vt = b.visibility_timeout();
+    let until = tokio::time::Instant::now() + vt * 3;
+    while tokio::time::Instant::now() < until {
+        b.extend(&got[0].tag).await.expect("extend");
+        let stolen = b
+            .reserve(&queues(&["q"]), 1, vt / 4)
+            .await
+            .expect("reserve");
+        assert!(stolen.is_empty(), "a renewed lease was redelivered");
+    }
+    b.ack(&got[0].tag).await.expect("ack");
+}
+
+macro_rules! conformance {
+    ($($broker:ident),*) => {
+        $(mod $broker {
+            use super::*;
+            const VT: Duration = Duration::from_millis(800);
+            #[tokio::test] async fn priority_then_fifo() { super::priority_then_fifo(super::$broker(VT).await).await }
+            #[tokio::test] async fn several_queues() { super::several_queues(super::$broker(VT).await).await }
+            #[tokio::test] async fn unacked_comes_back_acked_does_not() { super::unacked_comes_back_acked_does_not(super::$broker(VT).await).await }
+            #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
+            #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }
+            #[tokio::test] async fn extended_leases_are_not_redelivered() { super::extended_leases_are_not_redelivered(super::$broker(VT).await).await }
+        })*
+    };
+}
+
+conformance!(memory, sqlite, redis);
