@@ -1,0 +1,254 @@
+//! What a worker does with each kind of task and message, on the memory
+//! broker (the same code path serves SQLite and Redis).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use celeriac::{task, App, Context, Error, SendOptions, TaskError, TaskState, Worker, WorkerOptions};
+use serde_json::{json, Map, Value};
+
+#[task(name = "tasks.add")]
+fn add(x: i64, y: i64) -> Result<i64, TaskError> {
+    Ok(x + y)
+}
+
+#[task(name = "tasks.greet")]
+async fn greet(name: String, punctuation: String) -> Result<String, TaskError> {
+    Ok(format!("hello {name}{punctuation}"))
+}
+
+#[task(name = "tasks.boom")]
+fn boom() -> Result<(), TaskError> {
+    panic!("the reactor melted")
+}
+
+#[task(name = "tasks.parse")]
+fn parse(text: String) -> Result<i32, std::num::ParseIntError> {
+    text.parse()
+}
+
+#[task(name = "tasks.forever", time_limit = 0.3)]
+async fn forever() -> Result<(), TaskError> {
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(())
+}
+
+#[task(name = "tasks.polite", bind, soft_time_limit = 0.1)]
+async fn polite(ctx: &Context) -> Result<String, TaskError> {
+    ctx.cancelled().await;
+    Ok("stopped at the soft limit".into())
+}
+
+#[task(name = "tasks.progress", bind)]
+async fn progress(ctx: &Context, total: u32) -> Result<u32, TaskError> {
+    for current in 1..=total {
+        ctx.update_state("PROGRESS", json!({"current": current, "total": total}))
+            .await
+            .map_err(|e| TaskError::new("BackendError", e.to_string()))?;
+    }
+    Ok(total)
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[task(name = "tasks.flaky", max_retries = 2)]
+fn flaky() -> Result<u32, TaskError> {
+    let n = FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    if n < 2 {
+        Err(TaskError::new("IOError", "try again").retry(Some(Duration::from_millis(50))))
+    } else {
+        Ok(n)
+    }
+}
+
+#[task(name = "tasks.hopeless", max_retries = 1)]
+fn hopeless() -> Result<(), TaskError> {
+    Err(TaskError::new("IOError", "never works").retry(Some(Duration::from_millis(10))))
+}
+
+struct Running {
+    app: App,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    worker: tokio::task::JoinHandle<celeriac::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.worker.await.expect("worker task").expect("worker ran");
+    }
+}
+
+async fn start(name: &str) -> Running {
+    let url = format!("memory://{name}");
+    let app = App::builder()
+        .broker_url(&url)
+        .backend_url(&url)
+        .task(add)
+        .task(greet)
+        .task(boom)
+        .task(parse)
+        .task(forever)
+        .task(polite)
+        .task(progress)
+        .task(flaky)
+        .task(hopeless)
+        .build()
+        .await
+        .expect("app");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = WorkerOptions {
+        concurrency: 4,
+        ..WorkerOptions::default()
+    };
+    let worker = tokio::spawn(Worker::new(app.clone(), options).run(async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        app,
+        stop: Some(stop),
+        worker,
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn typed_calls_return_typed_values() {
+    let w = start("typed").await;
+    assert_eq!(add::delay(&w.app, 2, 3).await.expect("send").get(WAIT).await.expect("get"), 5);
+    let greeting = greet::delay(&w.app, "Ada".into(), "!".into()).await.expect("send");
+    assert_eq!(greeting.get(WAIT).await.expect("get"), "hello Ada!");
+    assert_eq!(greeting.state().await.expect("state"), TaskState::Success);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn kwargs_bind_by_name_and_bad_calls_fail_with_type_error() {
+    let w = start("kwargs").await;
+    let mut kwargs = Map::new();
+    kwargs.insert("y".into(), json!(40));
+    let r = w.app.send_task("tasks.add", vec![json!(2)], kwargs, SendOptions::new()).await.expect("send");
+    assert_eq!(r.get(WAIT).await.expect("get"), json!(42));
+
+    let r = w.app.send_task("tasks.add", vec![json!("two"), json!(3)], Map::new(), SendOptions::new()).await.expect("send");
+    match r.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+            assert_eq!(exc_type, "TypeError");
+            assert!(exc_message.contains("argument 'x'"), "{exc_message}");
+        }
+        other => panic!("expected a TypeError, got {other:?}"),
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_tasks_and_panics_fail_and_the_worker_goes_on() {
+    let w = start("failures").await;
+    let unknown = w.app.send_task("tasks.nope", vec![], Map::new(), SendOptions::new()).await.expect("send");
+    let panicking = boom::delay(&w.app).await.expect("send");
+    let error = parse::delay(&w.app, "x1".into()).await.expect("send");
+    let after = add::delay(&w.app, 1, 1).await.expect("send");
+
+    match unknown.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+            assert_eq!(exc_type, "NotRegistered");
+            assert!(exc_message.contains("tasks.nope"), "{exc_message}");
+        }
+        other => panic!("expected NotRegistered, got {other:?}"),
+    }
+    match panicking.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+            assert_eq!(exc_type, "Panic");
+            assert_eq!(exc_message, "the reactor melted");
+        }
+        other => panic!("expected a panic failure, got {other:?}"),
+    }
+    match error.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, traceback, .. }) => {
+            assert_eq!(exc_type, "ParseIntError");
+            assert!(traceback.is_some_and(|t| t.contains("tasks.parse")));
+        }
+        other => panic!("expected ParseIntError, got {other:?}"),
+    }
+    assert_eq!(after.get(WAIT).await.expect("the worker survived"), 2);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn time_limits_stop_tasks() {
+    let w = start("limits").await;
+    let hard = forever::delay(&w.app).await.expect("send");
+    match hard.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, .. }) => assert_eq!(exc_type, "TimeLimitExceeded"),
+        other => panic!("expected TimeLimitExceeded, got {other:?}"),
+    }
+    let soft = polite::delay(&w.app).await.expect("send");
+    assert_eq!(soft.get(WAIT).await.expect("get"), "stopped at the soft limit");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn progress_is_visible_and_the_final_state_wins() {
+    let w = start("progress").await;
+    let r = progress::delay(&w.app, 5).await.expect("send");
+    assert_eq!(r.get(WAIT).await.expect("get"), 5);
+    let info = r.info().await.expect("info").expect("stored");
+    assert_eq!(info.status, TaskState::Success);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn retries_until_success_or_exhaustion() {
+    let w = start("retries").await;
+    let r = flaky::delay(&w.app).await.expect("send");
+    assert_eq!(r.get(WAIT).await.expect("third try succeeds"), 2);
+    let r = hopeless::delay(&w.app).await.expect("send");
+    match r.get(WAIT).await {
+        Err(Error::TaskFailed { exc_type, .. }) => assert_eq!(exc_type, "IOError"),
+        other => panic!("expected IOError after the last retry, got {other:?}"),
+    }
+    let info = r.info().await.expect("info").expect("stored");
+    assert_eq!(info.retries, Some(1));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn countdown_waits_and_expired_tasks_are_revoked() {
+    let w = start("timing").await;
+    let sent = std::time::Instant::now();
+    let later = add::apply_async(&w.app, (1, 2), SendOptions::new().countdown(Duration::from_millis(300)))
+        .await
+        .expect("send");
+    assert_eq!(later.get(WAIT).await.expect("get"), 3);
+    assert!(sent.elapsed() >= Duration::from_millis(290), "ran before its countdown");
+
+    let expired = add::apply_async(
+        &w.app,
+        (1, 2),
+        SendOptions::new().countdown(Duration::from_millis(200)).expires_in(Duration::from_millis(50)),
+    )
+    .await
+    .expect("send");
+    match expired.get(WAIT).await {
+        Err(Error::TaskRevoked { .. }) => {}
+        other => panic!("expected REVOKED, got {other:?}"),
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn get_times_out_when_nothing_runs_it() {
+    let app = App::builder()
+        .broker_url("memory://nobody")
+        .backend_url("memory://nobody")
+        .build()
+        .await
+        .expect("app");
+    let r = app.send_task("tasks.add", vec![json!(1), json!(2)], Map::new(), SendOptions::new()).await.expect("send");
+    assert!(matches!(r.get(Duration::from_millis(100)).await, Err(Error::Timeout(_))));
+    assert_eq!(r.state().await.expect("state"), TaskState::Pending);
+    let _: Value = json!(null);
+}
