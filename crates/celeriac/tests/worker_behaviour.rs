@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use celeriac::{task, App, Context, Error, SendOptions, TaskError, TaskState, Worker, WorkerOptions};
+use celeriac::{
+    task, App, Context, Error, SendOptions, TaskError, TaskState, Worker, WorkerOptions,
+};
 use serde_json::{json, Map, Value};
 
 #[task(name = "tasks.add")]
@@ -118,8 +120,18 @@ const WAIT: Duration = Duration::from_secs(10);
 #[tokio::test]
 async fn typed_calls_return_typed_values() {
     let w = start("typed").await;
-    assert_eq!(add::delay(&w.app, 2, 3).await.expect("send").get(WAIT).await.expect("get"), 5);
-    let greeting = greet::delay(&w.app, "Ada".into(), "!".into()).await.expect("send");
+    assert_eq!(
+        add::delay(&w.app, 2, 3)
+            .await
+            .expect("send")
+            .get(WAIT)
+            .await
+            .expect("get"),
+        5
+    );
+    let greeting = greet::delay(&w.app, "Ada".into(), "!".into())
+        .await
+        .expect("send");
     assert_eq!(greeting.get(WAIT).await.expect("get"), "hello Ada!");
     assert_eq!(greeting.state().await.expect("state"), TaskState::Success);
     w.stop().await;
@@ -130,12 +142,29 @@ async fn kwargs_bind_by_name_and_bad_calls_fail_with_type_error() {
     let w = start("kwargs").await;
     let mut kwargs = Map::new();
     kwargs.insert("y".into(), json!(40));
-    let r = w.app.send_task("tasks.add", vec![json!(2)], kwargs, SendOptions::new()).await.expect("send");
+    let r = w
+        .app
+        .send_task("tasks.add", vec![json!(2)], kwargs, SendOptions::new())
+        .await
+        .expect("send");
     assert_eq!(r.get(WAIT).await.expect("get"), json!(42));
 
-    let r = w.app.send_task("tasks.add", vec![json!("two"), json!(3)], Map::new(), SendOptions::new()).await.expect("send");
+    let r = w
+        .app
+        .send_task(
+            "tasks.add",
+            vec![json!("two"), json!(3)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
     match r.get(WAIT).await {
-        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+        Err(Error::TaskFailed {
+            exc_type,
+            exc_message,
+            ..
+        }) => {
             assert_eq!(exc_type, "TypeError");
             assert!(exc_message.contains("argument 'x'"), "{exc_message}");
         }
@@ -147,27 +176,43 @@ async fn kwargs_bind_by_name_and_bad_calls_fail_with_type_error() {
 #[tokio::test]
 async fn unknown_tasks_and_panics_fail_and_the_worker_goes_on() {
     let w = start("failures").await;
-    let unknown = w.app.send_task("tasks.nope", vec![], Map::new(), SendOptions::new()).await.expect("send");
+    let unknown = w
+        .app
+        .send_task("tasks.nope", vec![], Map::new(), SendOptions::new())
+        .await
+        .expect("send");
     let panicking = boom::delay(&w.app).await.expect("send");
     let error = parse::delay(&w.app, "x1".into()).await.expect("send");
     let after = add::delay(&w.app, 1, 1).await.expect("send");
 
     match unknown.get(WAIT).await {
-        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+        Err(Error::TaskFailed {
+            exc_type,
+            exc_message,
+            ..
+        }) => {
             assert_eq!(exc_type, "NotRegistered");
             assert!(exc_message.contains("tasks.nope"), "{exc_message}");
         }
         other => panic!("expected NotRegistered, got {other:?}"),
     }
     match panicking.get(WAIT).await {
-        Err(Error::TaskFailed { exc_type, exc_message, .. }) => {
+        Err(Error::TaskFailed {
+            exc_type,
+            exc_message,
+            ..
+        }) => {
             assert_eq!(exc_type, "Panic");
             assert_eq!(exc_message, "the reactor melted");
         }
         other => panic!("expected a panic failure, got {other:?}"),
     }
     match error.get(WAIT).await {
-        Err(Error::TaskFailed { exc_type, traceback, .. }) => {
+        Err(Error::TaskFailed {
+            exc_type,
+            traceback,
+            ..
+        }) => {
             assert_eq!(exc_type, "ParseIntError");
             assert!(traceback.is_some_and(|t| t.contains("tasks.parse")));
         }
@@ -186,7 +231,10 @@ async fn time_limits_stop_tasks() {
         other => panic!("expected TimeLimitExceeded, got {other:?}"),
     }
     let soft = polite::delay(&w.app).await.expect("send");
-    assert_eq!(soft.get(WAIT).await.expect("get"), "stopped at the soft limit");
+    assert_eq!(
+        soft.get(WAIT).await.expect("get"),
+        "stopped at the soft limit"
+    );
     w.stop().await;
 }
 
@@ -219,16 +267,25 @@ async fn retries_until_success_or_exhaustion() {
 async fn countdown_waits_and_expired_tasks_are_revoked() {
     let w = start("timing").await;
     let sent = std::time::Instant::now();
-    let later = add::apply_async(&w.app, (1, 2), SendOptions::new().countdown(Duration::from_millis(300)))
-        .await
-        .expect("send");
+    let later = add::apply_async(
+        &w.app,
+        (1, 2),
+        SendOptions::new().countdown(Duration::from_millis(300)),
+    )
+    .await
+    .expect("send");
     assert_eq!(later.get(WAIT).await.expect("get"), 3);
-    assert!(sent.elapsed() >= Duration::from_millis(290), "ran before its countdown");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(290),
+        "ran before its countdown"
+    );
 
     let expired = add::apply_async(
         &w.app,
         (1, 2),
-        SendOptions::new().countdown(Duration::from_millis(200)).expires_in(Duration::from_millis(50)),
+        SendOptions::new()
+            .countdown(Duration::from_millis(200))
+            .expires_in(Duration::from_millis(50)),
     )
     .await
     .expect("send");
@@ -247,8 +304,19 @@ async fn get_times_out_when_nothing_runs_it() {
         .build()
         .await
         .expect("app");
-    let r = app.send_task("tasks.add", vec![json!(1), json!(2)], Map::new(), SendOptions::new()).await.expect("send");
-    assert!(matches!(r.get(Duration::from_millis(100)).await, Err(Error::Timeout(_))));
+    let r = app
+        .send_task(
+            "tasks.add",
+            vec![json!(1), json!(2)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    assert!(matches!(
+        r.get(Duration::from_millis(100)).await,
+        Err(Error::Timeout(_))
+    ));
     assert_eq!(r.state().await.expect("state"), TaskState::Pending);
     let _: Value = json!(null);
 }

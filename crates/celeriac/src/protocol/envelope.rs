@@ -65,6 +65,9 @@ pub struct DeliveryInfo {
     /// Routing key; the queue name for the default exchange.
     #[serde(default)]
     pub routing_key: String,
+    /// Anything else kombu put here (e.g. `redelivered`), kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn utf8() -> String {
@@ -130,6 +133,7 @@ impl Properties {
             delivery_info: DeliveryInfo {
                 exchange: String::new(),
                 routing_key: queue.to_owned(),
+                extra: Map::new(),
             },
             priority: Some(priority.unwrap_or(0)),
             body_encoding: base64_name(),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{time, Envelope, Properties, ProtocolError};
+use super::{null_as_default, time, Envelope, Properties, ProtocolError};
 
 /// Protocol v2 task headers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub struct TaskHeaders {
     #[serde(default)]
     pub group_index: Option<i64>,
     /// How many times this task has been retried.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub retries: u32,
     /// Run no earlier than this ISO-8601 time.
     #[serde(default)]
@@ -43,7 +43,11 @@ pub struct TaskHeaders {
     #[serde(default)]
     pub expires: Option<String>,
     /// `[hard, soft]` time limits in seconds, either may be null.
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        serialize_with = "seconds_pair"
+    )]
     pub timelimit: (Option<f64>, Option<f64>),
     /// `repr` of the args, for monitors.
     #[serde(default)]
@@ -57,8 +61,8 @@ pub struct TaskHeaders {
     /// Name shown instead of `task` in logs.
     #[serde(default)]
     pub shadow: Option<String>,
-    /// Do not store the result.
-    #[serde(default)]
+    /// Do not store the result (Celery sends `null` for "not set").
+    #[serde(default, deserialize_with = "null_as_default")]
     pub ignore_result: bool,
     /// Names of stamped headers (Celery 5.3+).
     #[serde(default)]
@@ -69,6 +73,21 @@ pub struct TaskHeaders {
     /// Headers we do not model, kept verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Write whole seconds as integers, as Python does for `time_limit=30`.
+fn seconds_pair<S: serde::Serializer>(
+    pair: &(Option<f64>, Option<f64>),
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    fn number(v: Option<f64>) -> Value {
+        match v {
+            Some(s) if s.fract() == 0.0 && s.abs() < 1e15 => Value::from(s as i64),
+            Some(s) => Value::from(s),
+            None => Value::Null,
+        }
+    }
+    Value::Array(vec![number(pair.0), number(pair.1)]).serialize(serializer)
 }
 
 /// The third body element: workflow links.

@@ -44,3 +44,13 @@ pub enum ProtocolError {
     #[error("unsupported content type {0:?}: only application/json is accepted")]
     ContentType(String),
 }
+
+/// Read `null` as the type's default: Celery writes `null` for unset fields.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}

@@ -103,7 +103,7 @@ pub struct ResultMeta {
     #[serde(default)]
     pub traceback: Option<String>,
     /// Child task results.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub children: Vec<Value>,
     /// When the state was stored, ISO-8601 UTC.
     #[serde(default)]
