@@ -1,7 +1,14 @@
 //! The `celeriac` command. It only parses arguments and dispatches; the work
 //! lives in the `celeriac` and `posts` libraries.
+//!
+//! Exit codes are decided here, from the command's outcome ([`exit`]).
 
 mod commands;
+mod config;
+mod example_tasks;
+mod exit;
+mod inprocess;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
@@ -9,12 +16,27 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "celeriac", version, about, long_about = None)]
 struct Cli {
+    /// Log filter for stderr, e.g. info, debug, celeriac=trace [default: RUST_LOG,
+    /// else info for the worker and warn for other commands]
+    #[arg(short = 'l', long, global = true, value_name = "LEVEL")]
+    loglevel: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a worker for the shipped tasks until SIGINT/SIGTERM.
+    Worker(commands::worker::Args),
+    /// Send a task by name; print its id, or with --wait its result.
+    Call(commands::call::CallArgs),
+    /// Print a task's state and result as JSON.
+    Result(commands::call::ResultArgs),
+    /// Run the example tasks end to end on an in-process worker (no server needed).
+    Demo(commands::demo::Args),
+    /// Measure enqueue rate, drain rate and enqueue-to-done latency for no-op tasks.
+    Bench(commands::bench::Args),
     /// Generate realistic raw sample data (Facebook CSV, Reddit CSV, Twitter JSONL).
     SampleData(commands::data::SampleDataArgs),
     /// Normalize raw sample data into ContentItem JSON Lines, one file per platform.
@@ -25,19 +47,38 @@ enum Command {
     Entities(commands::entities::EntitiesArgs),
 }
 
+/// Run an async command on a multi-threaded runtime.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
+        .block_on(command)
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Worker(_) => "info",
+        _ => "warn",
+    };
+    logging::init(cli.loglevel.as_deref(), default_level);
     let outcome = match cli.command {
+        Command::Worker(args) => block_on(commands::worker::run(args)),
+        Command::Call(args) => block_on(commands::call::call(args)),
+        Command::Result(args) => block_on(commands::call::result(args)),
+        Command::Demo(args) => block_on(commands::demo::run(args)),
+        Command::Bench(args) => block_on(commands::bench::run(args)),
         Command::SampleData(args) => commands::data::sample_data(args),
         Command::Preprocess(args) => commands::data::preprocess(args),
         Command::Seed(args) => commands::data::seed(args),
         Command::Entities(args) => commands::entities::run(args),
     };
     match outcome {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => std::process::ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("error: {err:#}");
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(exit::code_for(&err))
         }
     }
 }

@@ -1,4 +1,8 @@
 //! One module per group of subcommands.
 
+pub(crate) mod bench;
+pub(crate) mod call;
 pub(crate) mod data;
+pub(crate) mod demo;
 pub(crate) mod entities;
+pub(crate) mod worker;
