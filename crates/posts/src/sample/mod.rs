@@ -17,6 +17,7 @@
 
 mod facebook;
 mod reddit;
+mod templates;
 mod text;
 mod twitter;
 mod vocab;
