@@ -51,7 +51,10 @@ impl ResultBackend for SqliteBackend {
         let text = serde_json::to_string(meta).map_err(|e| Error::json("result", e))?;
         let task_id = meta.task_id.clone();
         let status = meta.status.as_str().to_owned();
-        let sweep = self.stores.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0;
+        let sweep = self
+            .stores
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY);
         self.db
             .write(move |conn| {
                 let now = now_secs();

@@ -153,7 +153,17 @@ async fn process(shared: &Shared, delivery: &Delivery) {
             ResultMeta::new(&headers.id, TaskState::Success, value)
         }
         Err(err) if err.retry.is_some() && headers.retries < max_retries => {
-            retry(shared, &message, &envelope, delivery, &err).await
+            match retry(shared, &message, &envelope, delivery, &err).await {
+                Some(meta) => meta,
+                None => {
+                    // Not re-sent: keep the original. Given back now if we
+                    // can, else redelivered after the visibility timeout.
+                    if acks_late {
+                        let _ = broker.requeue(&delivery.tag).await;
+                    }
+                    return;
+                }
+            }
         }
         Err(err) => {
             shared.stats.finished(&headers.task, false);
@@ -260,14 +270,15 @@ async fn execute(
     }
 }
 
-/// Re-send the task with one more retry and an ETA; returns the RETRY state.
+/// Re-send the task with one more retry and an ETA; returns the RETRY state,
+/// or `None` when the broker could not take the new message.
 async fn retry(
     shared: &Shared,
     message: &TaskMessage,
     envelope: &Envelope,
     delivery: &Delivery,
     err: &TaskError,
-) -> ResultMeta {
+) -> Option<ResultMeta> {
     let headers = &message.headers;
     let countdown = err
         .retry
@@ -287,12 +298,12 @@ async fn retry(
     };
     tracing::info!(task = %headers.task, id = %headers.id, retries = next.headers.retries, ?countdown, "retrying task");
     if let Err(e) = shared.app.broker().publish(outgoing).await {
-        tracing::error!(error = %e, "could not re-send a task for retry; marking it failed");
-        return failure_meta(&headers.id, &headers.task, err);
+        tracing::warn!(error = %e, "could not re-send a task for retry; keeping the original message");
+        return None;
     }
     let mut meta = failure_meta(&headers.id, &headers.task, err);
     meta.status = TaskState::Retry;
-    meta
+    Some(meta)
 }
 
 fn failure_meta(task_id: &str, task_name: &str, err: &TaskError) -> ResultMeta {

@@ -18,9 +18,19 @@ impl RedisServer {
     /// Start one; panics with a clear message when `redis-server` is missing
     /// (the README's test command installs it).
     pub fn start() -> RedisServer {
+        Self::start_inner(false)
+    }
+
+    /// Start one with the append-only file on (fsync always), so a kill -9
+    /// and restart keeps every acknowledged write.
+    pub fn start_with_aof() -> RedisServer {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(aof: bool) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let child = Self::spawn(port, dir.path(), false);
+        let child = Self::spawn(port, dir.path(), aof);
         let server = RedisServer { child, port, dir };
         server.wait_ready();
         server

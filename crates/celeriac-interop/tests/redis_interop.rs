@@ -1,0 +1,402 @@
+//! Celeriac and Python Celery 5.x on one real Redis, both ways: a Python
+//! client driving a Celeriac worker, a Celeriac client driving a Python
+//! worker, failures crossing over, and each side restoring what the other
+//! held when killed -9.
+//!
+//! Needs `redis-server` and a Python with `celery` (the README's test
+//! command provides both; `CELERIAC_TEST_PYTHON` names the interpreter).
+
+#[path = "../../celeriac/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use celeriac::{App, Error, SendOptions};
+use redis::Commands;
+use serde_json::{json, Map, Value};
+use support::{wait_until, RedisServer};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("CELERIAC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Proc {
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn rust_worker(url: &str, extra: &[&str]) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_celeriac-interop-worker"))
+        .args(["--broker", url])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the Celeriac worker");
+    Proc(child)
+}
+
+fn python_worker(url: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-m",
+        "celery",
+        "-A",
+        "pytasks",
+        "worker",
+        "-l",
+        "WARNING",
+        "-n",
+        "py@interop",
+    ])
+    .args([
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ])
+    .args(extra)
+    .current_dir(repo_root().join("tests/python"))
+    .env("CELERIAC_TEST_REDIS_URL", url)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(
+        cmd.spawn()
+            .expect("start the Python Celery worker (is celery installed?)"),
+    )
+}
+
+fn python_client(url: &str, args: &[&str]) -> Value {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/python/interop_client.py"))
+        .args(args)
+        .env("CELERIAC_TEST_REDIS_URL", url)
+        .output()
+        .expect("run the Python client");
+    assert!(
+        output.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("client prints JSON")
+}
+
+async fn rust_app(url: &str) -> App {
+    App::builder()
+        .broker_url(url)
+        .backend_url(url)
+        .build()
+        .await
+        .expect("connect")
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn python_client_drives_a_celeriac_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = rust_worker(&url, &["-c", "4"]);
+    let seen = python_client(&url, &["basics"]);
+    assert_eq!(seen["add"], json!(5));
+    assert_eq!(seen["kwargs"], json!(42));
+    assert_eq!(seen["unicode_equal"], json!(true));
+    assert_eq!(seen["megabyte_equal"], json!(true));
+    assert_eq!(seen["echo_kwargs"], json!({"a": 1, "b": [1, 2]}));
+    // Python rebuilt the Rust task's error as its own ValueError.
+    assert_eq!(
+        seen["failure"],
+        json!({"type": "ValueError", "message": "rust says no"})
+    );
+    assert_eq!(seen["unknown"]["type"], json!("NotRegistered"));
+    assert!(seen["unknown"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("tasks.nope")));
+    for key in ["countdown_elapsed", "eta_elapsed"] {
+        let elapsed = seen[key].as_f64().expect(key);
+        assert!((1.4..10.0).contains(&elapsed), "{key}: {elapsed}");
+    }
+}
+
+#[test]
+fn priorities_sent_by_python_run_highest_first() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    // Queue everything before any worker runs, then drain one at a time.
+    python_client(
+        &url,
+        &[
+            "send-records",
+            "order",
+            "9:p9",
+            "0:p0",
+            "6:p6",
+            "3:p3",
+            "0:p0b",
+            "5:p5",
+        ],
+    );
+    let _worker = rust_worker(&url, &["-c", "1", "--prefetch", "1"]);
+    let mut conn = redis.connection();
+    wait_until(WAIT, || conn.llen::<_, usize>("order").unwrap_or(0) == 6);
+    let order: Vec<String> = conn.lrange("order", 0, -1).expect("order");
+    assert_eq!(
+        order,
+        ["\"p0\"", "\"p0b\"", "\"p3\"", "\"p5\"", "\"p6\"", "\"p9\""]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn celeriac_client_drives_a_python_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = python_worker(&url, &[], &["-P", "solo"]);
+    let app = rust_app(&url).await;
+    let sum = app
+        .send_task(
+            "tasks.add",
+            vec![json!(2), json!(3)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    assert_eq!(sum.get(WAIT).await.expect("python computed it"), json!(5));
+
+    let mut kwargs = Map::new();
+    kwargs.insert("msg".into(), json!("python says no"));
+    let failed = app
+        .send_task("tasks.fail", vec![], kwargs, SendOptions::new())
+        .await
+        .expect("send");
+    match failed.get(WAIT).await {
+        Err(Error::TaskFailed {
+            exc_type,
+            exc_message,
+            traceback,
+            ..
+        }) => {
+            assert_eq!(exc_type, "ValueError");
+            assert_eq!(exc_message, "python says no");
+            assert!(traceback.is_some_and(|t| t.contains("raise ValueError")));
+        }
+        other => panic!("expected Python's ValueError, got {other:?}"),
+    }
+    let text = "ünïcödé ✓";
+    let echoed = app
+        .send_task(
+            "tasks.echo",
+            vec![json!(text)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    assert_eq!(echoed.get(WAIT).await.expect("echo"), json!(text));
+}
+
+/// Wait until every reservation in `unacked_index` is older than `vt`, so a
+/// restorer with that visibility timeout will take them.
+fn wait_until_expired(conn: &mut redis::Connection, vt: f64) {
+    wait_until(WAIT, || {
+        let scores: Vec<(String, f64)> = conn
+            .zrange_withscores("unacked_index", 0, -1)
+            .unwrap_or_default();
+        let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+        !scores.is_empty() && scores.iter().all(|(_, s)| now - s > vt + 0.2)
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_worker_restores_what_a_killed_celeriac_worker_held() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut conn = redis.connection();
+    let app = rust_app(&url).await;
+    // One slow task occupies the only slot; the marks wait behind it, held.
+    let slow = app
+        .send_task(
+            "tasks.sleep",
+            vec![json!(2)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = app
+            .send_task(
+                "tasks.mark",
+                vec![json!("marks"), json!(format!("m{i}"))],
+                Map::new(),
+                SendOptions::new(),
+            )
+            .await
+            .expect("send");
+        ids.push(r);
+    }
+    let mut worker = rust_worker(
+        &url,
+        &[
+            "-c",
+            "1",
+            "--prefetch",
+            "6",
+            "--acks-late",
+            "--visibility-timeout",
+            "2",
+        ],
+    );
+    wait_until(WAIT, || conn.hlen::<_, usize>("unacked").unwrap_or(0) == 6);
+    worker.kill9();
+    assert_eq!(
+        conn.scard::<_, usize>("marks").expect("scard"),
+        0,
+        "nothing ran before the kill"
+    );
+    wait_until_expired(&mut conn, 2.0);
+
+    let _python = python_worker(
+        &url,
+        &[
+            (
+                "CELERIAC_PY_TRANSPORT_OPTIONS",
+                r#"{"visibility_timeout": 2}"#,
+            ),
+            ("CELERIAC_PY_ACKS_LATE", "1"),
+        ],
+        &["-P", "threads", "-c", "4"],
+    );
+    wait_until(Duration::from_secs(30), || {
+        conn.scard::<_, usize>("marks").unwrap_or(0) == 5
+    });
+    assert_eq!(
+        slow.get(WAIT).await.expect("slow task ran in Python"),
+        json!(2)
+    );
+    for r in ids {
+        r.get(WAIT).await.expect("mark ran in Python");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_celeriac_worker_restores_what_a_killed_python_worker_held() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let mut conn = redis.connection();
+    let app = rust_app(&url).await;
+    let slow = app
+        .send_task(
+            "tasks.sleep",
+            vec![json!(30)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    for i in 0..3 {
+        app.send_task(
+            "tasks.mark",
+            vec![json!("marks"), json!(format!("m{i}"))],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    }
+    let mut python = python_worker(
+        &url,
+        &[
+            ("CELERIAC_PY_ACKS_LATE", "1"),
+            ("CELERIAC_PY_PREFETCH", "4"),
+        ],
+        // One thread busy with the 30 s task; the other three wait, held.
+        &["-P", "threads", "-c", "1"],
+    );
+    wait_until(WAIT, || conn.hlen::<_, usize>("unacked").unwrap_or(0) == 4);
+    python.kill9();
+    assert_eq!(
+        conn.scard::<_, usize>("marks").expect("scard"),
+        0,
+        "nothing ran before the kill"
+    );
+    let started = Instant::now();
+    let _worker = rust_worker(
+        &url,
+        &["-c", "4", "--acks-late", "--visibility-timeout", "2"],
+    );
+    wait_until(WAIT, || conn.scard::<_, usize>("marks").unwrap_or(0) == 3);
+    assert!(started.elapsed() < WAIT);
+    // The 30 s task was restored too and is running again, held by us now.
+    wait_until(WAIT, || {
+        let held: Vec<String> = conn.hkeys("unacked").unwrap_or_default();
+        held.len() == 1
+    });
+    assert_eq!(
+        slow.state().await.expect("state"),
+        celeriac::TaskState::Pending
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_restart_mid_run_loses_nothing() {
+    let mut redis = RedisServer::start_with_aof();
+    let url = redis.url(0);
+    let mut conn = redis.connection();
+    let _worker = rust_worker(
+        &url,
+        &["-c", "8", "--acks-late", "--visibility-timeout", "5"],
+    );
+    let app = rust_app(&url).await;
+    const N: usize = 2000;
+    let calls = (0..N).map(|i| {
+        (
+            "tasks.mark".to_owned(),
+            vec![json!("marks"), json!(i)],
+            Map::new(),
+            SendOptions::new(),
+        )
+    });
+    app.send_batch(calls).await.expect("send");
+    wait_until(WAIT, || {
+        conn.scard::<_, usize>("marks").unwrap_or(0) > N / 10
+    });
+    redis.restart_after(Duration::from_millis(500), true);
+    let mut conn = redis.connection();
+    let mut last = Instant::now();
+    wait_until(Duration::from_secs(60), || {
+        if last.elapsed() > Duration::from_secs(5) {
+            last = Instant::now();
+            eprintln!(
+                "marks={:?} queued={:?} unacked={:?} delayed={:?}",
+                conn.scard::<_, usize>("marks"),
+                conn.llen::<_, usize>("celery"),
+                conn.hlen::<_, usize>("unacked"),
+                conn.zcard::<_, usize>("celeriac.delayed")
+            );
+        }
+        conn.scard::<_, usize>("marks").unwrap_or(0) == N
+    });
+}
