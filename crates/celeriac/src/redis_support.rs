@@ -84,6 +84,11 @@ impl Keys {
         format!("{}celeriac.delayed", self.prefix)
     }
 
+    /// Our list of dead letters (newest first).
+    pub(crate) fn dead_letter(&self) -> String {
+        format!("{}celeriac.dead_letter", self.prefix)
+    }
+
     /// The result document of a task, and the channel it is announced on.
     pub(crate) fn result(&self, task_id: &str) -> String {
         format!("{}celery-task-meta-{task_id}", self.prefix)

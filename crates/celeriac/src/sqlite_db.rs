@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS celeriac_results (
     meta TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS celeriac_dead_letters (
+    id TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    queue TEXT NOT NULL,
+    letter TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS celeriac_kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,

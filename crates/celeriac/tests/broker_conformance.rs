@@ -214,6 +214,45 @@ async fn extended_leases_are_not_redelivered(f: Fixture) {
     b.ack(&got[0].tag).await.expect("ack");
 }
 
+async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
+    let b = &f.broker;
+    b.publish(message("q", 0, "bad")).await.expect("publish");
+    let got = b
+        .reserve(&queues(&["q"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    b.dead_letter(&got[0], "unknown task")
+        .await
+        .expect("dead letter");
+    // Settled: not redelivered after the visibility timeout.
+    let none = b
+        .reserve(&queues(&["q"]), 1, b.visibility_timeout() * 2)
+        .await
+        .expect("reserve");
+    assert!(none.is_empty(), "a dead-lettered message came back");
+    let letters = b.dead_letters(10).await.expect("list");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].reason, "unknown task");
+    assert_eq!(letters[0].queue, "q");
+    assert_eq!(letters[0].payload_bytes(), got[0].payload);
+    assert!(b
+        .requeue_dead_letter(&letters[0].id)
+        .await
+        .expect("requeue"));
+    assert!(!b
+        .requeue_dead_letter(&letters[0].id)
+        .await
+        .expect("requeue twice"));
+    let back = b
+        .reserve(&queues(&["q"]), 1, Duration::from_secs(2))
+        .await
+        .expect("reserve");
+    assert_eq!(back[0].payload, got[0].payload);
+    b.dead_letter(&back[0], "again").await.expect("dead letter");
+    assert_eq!(b.purge_dead_letters().await.expect("purge"), 1);
+    assert!(b.dead_letters(10).await.expect("list").is_empty());
+}
+
 macro_rules! conformance {
     ($($broker:ident),*) => {
         $(mod $broker {
@@ -224,6 +263,7 @@ macro_rules! conformance {
             #[tokio::test] async fn unacked_comes_back_acked_does_not() { super::unacked_comes_back_acked_does_not(super::$broker(VT).await).await }
             #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
             #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }
+            #[tokio::test] async fn dead_letters_keep_bytes_and_can_be_requeued() { super::dead_letters_keep_bytes_and_can_be_requeued(super::$broker(VT).await).await }
             #[tokio::test] async fn extended_leases_are_not_redelivered() { super::extended_leases_are_not_redelivered(super::$broker(VT).await).await }
         })*
     };

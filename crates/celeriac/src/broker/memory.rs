@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{priority_step, Broker, Delivery, OutgoingMessage};
+use crate::protocol::DeadLetter;
 use crate::Result;
 
 /// An in-memory broker.
@@ -30,6 +31,7 @@ struct State {
     queues: HashMap<String, BTreeMap<(u8, i64), Stored>>,
     delayed: BTreeMap<(DateTime<Utc>, i64), (String, Stored)>,
     reserved: HashMap<String, Reserved>,
+    dead: Vec<DeadLetter>,
     next_order: i64,
     next_front: i64,
 }
@@ -224,6 +226,48 @@ impl Broker for MemoryBroker {
             r.deadline = Instant::now() + lease;
         }
         Ok(())
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let mut state = self.lock();
+        state.reserved.remove(&delivery.tag);
+        state
+            .dead
+            .push(DeadLetter::new(&delivery.queue, reason, &delivery.payload));
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let state = self.lock();
+        Ok(state.dead.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
+        let found = {
+            let mut state = self.lock();
+            match state.dead.iter().position(|d| d.id == id) {
+                Some(i) => {
+                    let letter = state.dead.remove(i);
+                    let stored = Stored {
+                        priority: 0,
+                        payload: letter.payload_bytes(),
+                        redelivered: false,
+                    };
+                    state.push_back(letter.queue, stored);
+                    true
+                }
+                None => false,
+            }
+        };
+        self.arrived.notify_waiters();
+        Ok(found)
+    }
+
+    async fn purge_dead_letters(&self) -> Result<u64> {
+        let mut state = self.lock();
+        let n = state.dead.len() as u64;
+        state.dead.clear();
+        Ok(n)
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {

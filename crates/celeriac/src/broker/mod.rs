@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::protocol::DeadLetter;
 use crate::Result;
 
 pub mod memory;
@@ -127,6 +128,33 @@ pub trait Broker: Send + Sync + 'static {
     async fn declare(&self, _queues: &[String]) -> Result<()> {
         Ok(())
     }
+
+    /// Settle a reservation by moving the message to the dead-letter store
+    /// with `reason`, atomically: it is never both lost and acknowledged.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached; the message then stays reserved
+    /// and returns after the visibility timeout.
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
+
+    /// The newest dead letters, at most `limit`.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Put a dead letter's original message back on its queue; false when
+    /// no dead letter has that id.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn requeue_dead_letter(&self, id: &str) -> Result<bool>;
+
+    /// Delete every dead letter; returns how many there were.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn purge_dead_letters(&self) -> Result<u64>;
 
     /// Messages waiting in a queue (ready ones; delayed and reserved excluded).
     ///

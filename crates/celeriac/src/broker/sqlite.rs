@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 use super::{priority_step, Broker, Delivery, OutgoingMessage};
 use crate::error::Error;
+use crate::protocol::DeadLetter;
 use crate::sqlite_db::{now_secs, SqliteDb};
 use crate::Result;
 
@@ -192,6 +193,84 @@ impl Broker for SqliteBroker {
     async fn extend(&self, tag: &str) -> Result<()> {
         let until = now_secs() + self.visibility_timeout.as_secs_f64();
         self.set_visible(tag, until, false).await
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let letter = DeadLetter::new(&delivery.queue, reason, &delivery.payload);
+        let id = split_tag(&delivery.tag);
+        let tag = delivery.tag.clone();
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO celeriac_dead_letters (id, at, queue, letter) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(rusqlite::params![letter.id, now_secs(), letter.queue, letter.to_json()])?;
+                if let Some(id) = id {
+                    conn.prepare_cached("DELETE FROM celeriac_messages WHERE id = ?1 AND tag = ?2")?
+                        .execute(rusqlite::params![id, tag])?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::broker("dead-lettering in SQLite", e))
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        let texts = self
+            .db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT letter FROM celeriac_dead_letters ORDER BY at DESC LIMIT ?1",
+                )?;
+                let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| Error::broker("listing SQLite dead letters", e))?;
+        Ok(texts
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect())
+    }
+
+    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
+        let id = id.to_owned();
+        let found = self
+            .db
+            .write(move |conn| {
+                let letter: Option<String> = conn
+                    .prepare_cached("SELECT letter FROM celeriac_dead_letters WHERE id = ?1")?
+                    .query_row([&id], |r| r.get(0))
+                    .ok();
+                let Some(letter) = letter.and_then(|t| serde_json::from_str::<DeadLetter>(&t).ok())
+                else {
+                    return Ok(false);
+                };
+                conn.prepare_cached(
+                    "INSERT INTO celeriac_messages (queue, priority, visible_at, payload) \
+                     VALUES (?1, 0, ?2, ?3)",
+                )?
+                .execute(rusqlite::params![
+                    letter.queue,
+                    now_secs(),
+                    letter.payload_bytes()
+                ])?;
+                conn.prepare_cached("DELETE FROM celeriac_dead_letters WHERE id = ?1")?
+                    .execute([&id])?;
+                Ok(true)
+            })
+            .await
+            .map_err(|e| Error::broker("requeueing a SQLite dead letter", e))?;
+        self.arrived.notify_waiters();
+        Ok(found)
+    }
+
+    async fn purge_dead_letters(&self) -> Result<u64> {
+        self.db
+            .write(|conn| conn.execute("DELETE FROM celeriac_dead_letters", []))
+            .await
+            .map(|n| n as u64)
+            .map_err(|e| Error::broker("purging SQLite dead letters", e))
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {

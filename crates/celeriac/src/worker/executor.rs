@@ -39,15 +39,19 @@ pub(super) async fn handle(
 
 async fn process(shared: &Shared, delivery: &Delivery) {
     let broker = shared.app.broker();
+    if delivery.payload.len() > shared.options.max_message_bytes {
+        let reason = format!(
+            "message of {} bytes is over the {}-byte limit",
+            delivery.payload.len(),
+            shared.options.max_message_bytes
+        );
+        dead_letter(shared, delivery, &reason).await;
+        return;
+    }
     let (message, envelope) = match TaskMessage::from_slice(&delivery.payload) {
         Ok(decoded) => decoded,
         Err(err) => {
-            shared
-                .stats
-                .rejected
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(queue = %delivery.queue, error = %err, "rejecting malformed message");
-            settle_ack(shared, &delivery.tag).await;
+            dead_letter(shared, delivery, &err.to_string()).await;
             return;
         }
     };
@@ -76,20 +80,32 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         return;
     }
     let Some(task) = shared.app.task(&headers.task).cloned() else {
-        tracing::error!(task = %headers.task, id = %headers.id, "received an unregistered task; marking it failed");
-        let meta = ResultMeta::failure(
-            &headers.id,
+        let error = TaskError::new(
             "NotRegistered",
-            &format!(
+            format!(
                 "Task of kind '{}' is not registered on worker {}",
                 headers.task, shared.options.hostname
             ),
-            None,
         );
-        shared.stats.finished(&headers.task, false);
-        store(shared, &message, meta).await;
-        settle_ack(shared, &delivery.tag).await;
+        refuse(shared, &message, delivery, &error).await;
         return;
+    };
+    // Decode the arguments before taking a slot: a call that can never run
+    // is refused at once, whatever else is running.
+    let ctx = Context::new(
+        &headers.id,
+        &headers.task,
+        headers.retries,
+        &shared.options.hostname,
+        Some(Arc::clone(shared.app.backend())),
+        shared.app.config().result_expires,
+    );
+    let call = match task.call(ctx.clone(), message.args.clone(), message.kwargs.clone()) {
+        Ok(call) => call,
+        Err(error) => {
+            refuse(shared, &message, delivery, &error).await;
+            return;
+        }
     };
     let defaults = task.options();
     let acks_late = headers
@@ -133,7 +149,16 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         .active
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let outcome = execute(shared, task.as_ref(), &message, delivery, acks_late).await;
+    let outcome = execute(
+        shared,
+        task.as_ref(),
+        &message,
+        delivery,
+        acks_late,
+        ctx,
+        call,
+    )
+    .await;
     shared
         .stats
         .active
@@ -184,16 +209,10 @@ async fn execute(
     message: &TaskMessage,
     delivery: &Delivery,
     acks_late: bool,
+    ctx: Context,
+    call: TaskCall,
 ) -> Result<Value, TaskError> {
     let headers = &message.headers;
-    let ctx = Context::new(
-        &headers.id,
-        &headers.task,
-        headers.retries,
-        &shared.options.hostname,
-        Some(Arc::clone(shared.app.backend())),
-        shared.app.config().result_expires,
-    );
     let defaults = task.options();
     let hard = headers
         .timelimit
@@ -205,7 +224,6 @@ async fn execute(
         .1
         .or(defaults.soft_time_limit)
         .filter(|s| *s > 0.0);
-    let call = task.call(ctx.clone(), message.args.clone(), message.kwargs.clone())?;
     let mut handle = match call {
         TaskCall::Blocking(f) => tokio::task::spawn_blocking(f),
         TaskCall::Async(fut) => tokio::spawn(fut),
@@ -341,6 +359,32 @@ async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
             }
         }
     }
+}
+
+/// Move an unreadable message to the dead-letter store; log once.
+async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &str) {
+    shared
+        .stats
+        .dead_lettered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(queue = %delivery.queue, %reason, "moving a message to the dead-letter store");
+    if let Err(err) = shared.app.broker().dead_letter(delivery, reason).await {
+        tracing::warn!(error = %err, "could not dead-letter a message; it returns after the visibility timeout");
+    }
+}
+
+/// A readable task that can never run here (unknown name, bad arguments):
+/// FAILURE for whoever waits on it, and the message to the dead letters.
+async fn refuse(shared: &Shared, message: &TaskMessage, delivery: &Delivery, error: &TaskError) {
+    let headers = &message.headers;
+    shared.stats.finished(&headers.task, false);
+    store(
+        shared,
+        message,
+        failure_meta(&headers.id, &headers.task, error),
+    )
+    .await;
+    dead_letter(shared, delivery, &error.to_string()).await;
 }
 
 async fn settle_ack(shared: &Shared, tag: &str) {

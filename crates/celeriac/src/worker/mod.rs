@@ -42,6 +42,8 @@ pub struct WorkerOptions {
     pub track_started: bool,
     /// Node name, `celeriac@<host>` by default.
     pub hostname: String,
+    /// Messages larger than this are dead-lettered unread (default 10 MiB).
+    pub max_message_bytes: usize,
 }
 
 impl Default for WorkerOptions {
@@ -58,6 +60,7 @@ impl Default for WorkerOptions {
             shutdown_timeout: Duration::from_secs(30),
             track_started: false,
             hostname: format!("celeriac@{host}"),
+            max_message_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -73,8 +76,8 @@ pub struct WorkerStats {
     pub failed: AtomicU64,
     /// Tasks executing now.
     pub active: AtomicU64,
-    /// Messages that could not be decoded.
-    pub rejected: AtomicU64,
+    /// Messages moved to the dead-letter store.
+    pub dead_lettered: AtomicU64,
     per_task: Mutex<HashMap<String, u64>>,
 }
 

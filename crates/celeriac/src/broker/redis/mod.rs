@@ -28,6 +28,7 @@ use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{priority_step, Broker, Delivery, OutgoingMessage};
+use crate::protocol::DeadLetter;
 use crate::redis_support::{connect, Keys, SEP};
 use crate::{Error, Result};
 
@@ -274,6 +275,81 @@ impl Broker for RedisBroker {
             .await
             .map_err(redis_err("declaring queues in Redis"))?;
         Ok(())
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let letter = DeadLetter::new(&delivery.queue, reason, &delivery.payload);
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(self.keys.dead_letter(), letter.to_json())
+            .ignore()
+            .hdel(self.keys.unacked(), &delivery.tag)
+            .ignore()
+            .zrem(self.keys.unacked_index(), &delivery.tag)
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("dead-lettering in Redis"))?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let texts: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.dead_letter())
+            .arg(0)
+            .arg(limit as i64 - 1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("listing Redis dead letters"))?;
+        Ok(texts
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect())
+    }
+
+    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let texts: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.dead_letter())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err("listing Redis dead letters"))?;
+        let found = texts.into_iter().find_map(|text| {
+            let letter: DeadLetter = serde_json::from_str(&text).ok()?;
+            (letter.id == id).then_some((text, letter))
+        });
+        let Some((text, letter)) = found else {
+            return Ok(false);
+        };
+        let (removed,): (i64,) = redis::pipe()
+            .atomic()
+            .lrem(self.keys.dead_letter(), 1, &text)
+            .lpush(
+                self.keys.queue_list(&letter.queue, 0),
+                letter.payload_bytes(),
+            )
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err("requeueing a Redis dead letter"))?;
+        Ok(removed > 0)
+    }
+
+    async fn purge_dead_letters(&self) -> Result<u64> {
+        let (count,): (u64,) = redis::pipe()
+            .atomic()
+            .llen(self.keys.dead_letter())
+            .del(self.keys.dead_letter())
+            .ignore()
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("purging Redis dead letters"))?;
+        Ok(count)
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {
