@@ -475,3 +475,21 @@ fn input_and_option_errors_name_the_problem() -> R {
     ));
     Ok(())
 }
+
+#[test]
+fn demo_database_is_made_once() -> R {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("demo").join("posts.db");
+    let work = dir.path().join("work");
+    let report = seed::ensure_demo_database(&db, &work)?;
+    let report = report.ok_or("a missing database must be created")?;
+    assert_eq!(report.rows_inserted, 20_000);
+    assert_eq!(count(&db, "SELECT count(*) FROM posts")?, 20_000);
+    // Feeds end near the real current time, so "the last 24 h" has posts.
+    let recent = count(&db, "SELECT count(*) FROM posts WHERE created_at >= datetime('now', '-1 day')")?;
+    assert!(recent > 1000, "{recent} posts in the last day");
+    let before = std::fs::read(&db)?;
+    assert!(seed::ensure_demo_database(&db, &work)?.is_none(), "an existing database is kept");
+    assert_eq!(std::fs::read(&db)?, before);
+    Ok(())
+}
