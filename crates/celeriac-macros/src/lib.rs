@@ -29,7 +29,9 @@ mod task;
 /// Options: `name = "…"` (default: the function name), `bind` (the first
 /// parameter is `&Context`), `queue = "…"`, `priority = N`, `acks_late`,
 /// `max_retries = N`, `time_limit = S`, `soft_time_limit = S`,
-/// `ignore_result`, `rate_limit = "10/s"`.
+/// `ignore_result`, `rate_limit = "10/s"`, and retry policy:
+/// `default_retry_delay = S`, `retry_backoff = S` (factor), `retry_backoff_max = S`,
+/// `retry_jitter = bool`, `autoretry_for = ["IOError", …]` (error type names).
 ///
 /// Arguments must be owned types implementing `Serialize` and
 /// `DeserializeOwned`; the return type must be `Result<T, E>` where `T:

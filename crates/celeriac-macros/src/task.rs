@@ -17,6 +17,11 @@ struct Options {
     soft_time_limit: Option<f64>,
     ignore_result: Option<bool>,
     rate_limit: Option<String>,
+    default_retry_delay: Option<f64>,
+    retry_backoff: Option<f64>,
+    retry_backoff_max: Option<f64>,
+    retry_jitter: Option<bool>,
+    autoretry_for: Vec<String>,
 }
 
 fn parse_options(attr: TokenStream) -> syn::Result<Options> {
@@ -55,10 +60,35 @@ fn parse_options(attr: TokenStream) -> syn::Result<Options> {
             }
             "ignore_result" => o.ignore_result = Some(flag(&meta)?),
             "rate_limit" => o.rate_limit = Some(meta.value()?.parse::<syn::LitStr>()?.value()),
+            "default_retry_delay" => {
+                o.default_retry_delay = Some(number(&meta.value()?.parse::<Lit>()?)?)
+            }
+            "retry_backoff" => o.retry_backoff = Some(number(&meta.value()?.parse::<Lit>()?)?),
+            "retry_backoff_max" => {
+                o.retry_backoff_max = Some(number(&meta.value()?.parse::<Lit>()?)?)
+            }
+            "retry_jitter" => o.retry_jitter = Some(flag(&meta)?),
+            "autoretry_for" => {
+                let list: syn::ExprArray = meta.value()?.parse()?;
+                for item in list.elems {
+                    match item {
+                        syn::Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => {
+                            o.autoretry_for.push(s.value())
+                        }
+                        other => {
+                            return Err(syn::Error::new_spanned(
+                                other,
+                                "autoretry_for takes error type names, e.g. [\"IOError\"]",
+                            ))
+                        }
+                    }
+                }
+            }
             _ => {
                 return Err(meta.error(
                     "unknown task option; expected one of: name, bind, queue, priority, \
-                     acks_late, max_retries, time_limit, soft_time_limit, ignore_result, rate_limit",
+                     acks_late, max_retries, time_limit, soft_time_limit, ignore_result, rate_limit, \
+                     default_retry_delay, retry_backoff, retry_backoff_max, retry_jitter, autoretry_for",
                 ))
             }
         }
@@ -72,7 +102,10 @@ fn number(lit: &Lit) -> syn::Result<f64> {
     match lit {
         Lit::Int(i) => i.base10_parse(),
         Lit::Float(f) => f.base10_parse(),
-        other => Err(syn::Error::new_spanned(other, "expected a number of seconds")),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected a number of seconds",
+        )),
     }
 }
 
@@ -85,7 +118,10 @@ fn output_type(ret: &ReturnType) -> syn::Result<Type> {
         )
     };
     let ReturnType::Type(_, ty) = ret else {
-        return Err(syn::Error::new(Span::call_site(), "a task must return Result<T, E>"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "a task must return Result<T, E>",
+        ));
     };
     let Type::Path(path) = ty.as_ref() else {
         return Err(error());
@@ -108,14 +144,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let func: ItemFn = syn::parse2(item)?;
     let sig = &func.sig;
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new_spanned(&sig.generics, "tasks cannot be generic"));
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "tasks cannot be generic",
+        ));
     }
     let ident = &sig.ident;
     let vis = &func.vis;
     let is_async = sig.asyncness.is_some();
     let output = output_type(&sig.output)?;
     let task_name = options.name.clone().unwrap_or_else(|| ident.to_string());
-    let docs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let docs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .collect();
 
     let mut inputs = sig.inputs.iter();
     let ctx_by_ref = if options.bind {
@@ -189,19 +232,34 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         Some(t) => quote!(::std::option::Option::Some(#t)),
         None => quote!(::std::option::Option::None),
     };
-    let o_queue = opt(options.queue.as_ref().map(|q| quote!(::std::string::String::from(#q))));
+    let o_queue = opt(options
+        .queue
+        .as_ref()
+        .map(|q| quote!(::std::string::String::from(#q))));
     let o_priority = opt(options.priority.map(|p| quote!(#p)));
     let o_acks_late = opt(options.acks_late.map(|b| quote!(#b)));
     let o_max_retries = opt(options.max_retries.map(|n| quote!(#n)));
     let o_time_limit = opt(options.time_limit.map(|s| quote!(#s)));
     let o_soft = opt(options.soft_time_limit.map(|s| quote!(#s)));
     let o_ignore = opt(options.ignore_result.map(|b| quote!(#b)));
-    let o_rate = opt(options.rate_limit.as_ref().map(|r| quote!(::std::string::String::from(#r))));
+    let o_rate = opt(options
+        .rate_limit
+        .as_ref()
+        .map(|r| quote!(::std::string::String::from(#r))));
+    let o_delay = opt(options.default_retry_delay.map(|s| quote!(#s)));
+    let o_backoff = opt(options.retry_backoff.map(|s| quote!(#s)));
+    let o_backoff_max = opt(options.retry_backoff_max.map(|s| quote!(#s)));
+    let o_jitter = opt(options.retry_jitter.map(|b| quote!(#b)));
+    let autoretry = &options.autoretry_for;
 
     let mut run_sig = sig.clone();
     run_sig.ident = format_ident!("run");
     let block = &func.block;
-    let fn_attrs: Vec<_> = func.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
+    let fn_attrs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("doc"))
+        .collect();
 
     let expanded = quote! {
         #(#docs)*
@@ -268,6 +326,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     soft_time_limit: #o_soft,
                     ignore_result: #o_ignore,
                     rate_limit: #o_rate,
+                    default_retry_delay: #o_delay,
+                    retry_backoff: #o_backoff,
+                    retry_backoff_max: #o_backoff_max,
+                    retry_jitter: #o_jitter,
+                    autoretry_for: ::std::vec![#(::std::string::String::from(#autoretry)),*],
                 }
             }
 

@@ -70,6 +70,8 @@ struct AppInner {
     backend: Arc<dyn ResultBackend>,
     tasks: HashMap<&'static str, Arc<dyn Task>>,
     origin: String,
+    /// The broker was built from `config.broker_url` (not given as an object).
+    broker_from_url: bool,
 }
 
 /// Builds an [`App`].
@@ -141,6 +143,7 @@ impl AppBuilder {
     /// # Errors
     /// When a URL is invalid or its server cannot be reached.
     pub async fn build(self) -> Result<App> {
+        let from_url = self.broker.is_none();
         let broker = match self.broker {
             Some(b) => b,
             None => broker_from_url(&self.config).await?,
@@ -159,6 +162,7 @@ impl AppBuilder {
                 broker,
                 backend,
                 tasks: self.tasks,
+                broker_from_url: from_url,
             }),
         })
     }
@@ -178,6 +182,12 @@ impl App {
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.inner.broker
+    }
+
+    /// True when the broker was built from `config().broker_url`, so code
+    /// that opens the same URL (the beat's store) reaches the same queues.
+    pub(crate) fn broker_from_url(&self) -> bool {
+        self.inner.broker_from_url
     }
 
     /// The result backend.

@@ -131,6 +131,13 @@ impl SendOptions {
         t.soft_time_limit = t.soft_time_limit.or(defaults.soft_time_limit);
         t.ignore_result = t.ignore_result.or(defaults.ignore_result);
         t.rate_limit = t.rate_limit.take().or_else(|| defaults.rate_limit.clone());
+        t.default_retry_delay = t.default_retry_delay.or(defaults.default_retry_delay);
+        t.retry_backoff = t.retry_backoff.or(defaults.retry_backoff);
+        t.retry_backoff_max = t.retry_backoff_max.or(defaults.retry_backoff_max);
+        t.retry_jitter = t.retry_jitter.or(defaults.retry_jitter);
+        if t.autoretry_for.is_empty() {
+            t.autoretry_for = defaults.autoretry_for.clone();
+        }
         self
     }
 }

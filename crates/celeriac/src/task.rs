@@ -72,6 +72,18 @@ pub struct TaskOptions {
     pub ignore_result: Option<bool>,
     /// Per-worker rate limit, e.g. `100/s`, `10/m`.
     pub rate_limit: Option<String>,
+    /// Seconds before a retry when neither the error nor a backoff says
+    /// (Celery's `default_retry_delay`, 180).
+    pub default_retry_delay: Option<f64>,
+    /// Exponential backoff factor in seconds: the n-th retry waits
+    /// `factor × 2^n` (Celery's `retry_backoff`).
+    pub retry_backoff: Option<f64>,
+    /// Cap on the backoff delay in seconds (default 600).
+    pub retry_backoff_max: Option<f64>,
+    /// Draw the backoff delay uniformly from `[0, delay]` (default on).
+    pub retry_jitter: Option<bool>,
+    /// Error types (`exc_type`) that are retried automatically.
+    pub autoretry_for: Vec<String>,
 }
 
 /// How a task failed.

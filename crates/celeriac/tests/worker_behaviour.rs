@@ -68,6 +68,25 @@ fn hopeless() -> Result<(), TaskError> {
     Err(TaskError::new("IOError", "never works").retry(Some(Duration::from_millis(10))))
 }
 
+static ATTEMPTS: std::sync::Mutex<Vec<std::time::Instant>> = std::sync::Mutex::new(Vec::new());
+
+#[task(
+    name = "tasks.backoff",
+    max_retries = 3,
+    autoretry_for = ["IOError"],
+    retry_backoff = 0.2,
+    retry_jitter = false
+)]
+fn backoff() -> Result<usize, TaskError> {
+    let mut attempts = ATTEMPTS.lock().expect("attempts");
+    attempts.push(std::time::Instant::now());
+    if attempts.len() <= 3 {
+        Err(TaskError::new("IOError", "still down"))
+    } else {
+        Ok(attempts.len())
+    }
+}
+
 struct Running {
     app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -97,6 +116,7 @@ async fn start(name: &str) -> Running {
         .task(progress)
         .task(flaky)
         .task(hopeless)
+        .task(backoff)
         .build()
         .await
         .expect("app");
@@ -319,4 +339,24 @@ async fn get_times_out_when_nothing_runs_it() {
     ));
     assert_eq!(r.state().await.expect("state"), TaskState::Pending);
     let _: Value = json!(null);
+}
+
+#[tokio::test]
+async fn autoretry_follows_the_backoff_curve() {
+    let w = start("backoff").await;
+    let r = backoff::delay(&w.app).await.expect("send");
+    assert_eq!(r.get(WAIT).await.expect("fourth attempt succeeds"), 4);
+    let attempts = ATTEMPTS.lock().expect("attempts").clone();
+    let gaps: Vec<f64> = attempts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    // factor 0.2 s, no jitter: 0.2, 0.4, 0.8 s, plus a little dispatch time.
+    for (gap, expected) in gaps.iter().zip([0.2, 0.4, 0.8]) {
+        assert!(
+            *gap >= expected - 0.01 && *gap < expected + 0.25,
+            "gaps {gaps:?} do not follow 0.2 × 2^n"
+        );
+    }
+    w.stop().await;
 }

@@ -177,8 +177,9 @@ async fn process(shared: &Shared, delivery: &Delivery) {
             shared.stats.finished(&headers.task, true);
             ResultMeta::new(&headers.id, TaskState::Success, value)
         }
-        Err(err) if err.retry.is_some() && headers.retries < max_retries => {
-            match retry(shared, &message, &envelope, delivery, &err).await {
+        Err(err) if super::retry::wanted(&defaults, &err) && headers.retries < max_retries => {
+            let countdown = super::retry::delay(&defaults, &err, headers.retries);
+            match retry(shared, &message, &envelope, delivery, &err, countdown).await {
                 Some(meta) => meta,
                 None => {
                     // Not re-sent: keep the original. Given back now if we
@@ -296,13 +297,9 @@ async fn retry(
     envelope: &Envelope,
     delivery: &Delivery,
     err: &TaskError,
+    countdown: Duration,
 ) -> Option<ResultMeta> {
     let headers = &message.headers;
-    let countdown = err
-        .retry
-        .as_ref()
-        .and_then(|r| r.countdown)
-        .unwrap_or_else(|| Duration::from_secs(1u64 << headers.retries.min(10)));
     let eta = Utc::now() + chrono::Duration::from_std(countdown).unwrap_or(chrono::TimeDelta::MAX);
     let mut next = message.clone();
     next.headers.retries += 1;

@@ -14,6 +14,7 @@
 
 mod consumer;
 mod executor;
+mod retry;
 
 use std::collections::HashMap;
 use std::future::Future;
