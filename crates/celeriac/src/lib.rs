@@ -46,6 +46,7 @@
 //! - [`task`]: the [`Task`] trait, [`TaskError`], [`Context`].
 //! - [`worker`]: fetch, execute, store, acknowledge; graceful shutdown.
 //! - [`shutdown`]: the shutdown signal shared by long-running loops.
+//! - [`beat`]: periodic tasks (intervals, crontab, one-off), safe on many hosts.
 //!
 //! # Features
 //! | Name | Description | Default? |
@@ -61,6 +62,7 @@ extern crate self as celeriac;
 
 mod app;
 pub mod backend;
+pub mod beat;
 pub mod broker;
 mod connect;
 mod error;

@@ -87,6 +87,11 @@ fn backoff() -> Result<usize, TaskError> {
     }
 }
 
+#[task(name = "tasks.throttled", rate_limit = "20/s")]
+async fn throttled() -> Result<(), TaskError> {
+    Ok(())
+}
+
 struct Running {
     app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -117,6 +122,7 @@ async fn start(name: &str) -> Running {
         .task(flaky)
         .task(hopeless)
         .task(backoff)
+        .task(throttled)
         .build()
         .await
         .expect("app");
@@ -358,5 +364,25 @@ async fn autoretry_follows_the_backoff_curve() {
             "gaps {gaps:?} do not follow 0.2 × 2^n"
         );
     }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_spread_a_burst() {
+    let w = start("rate").await;
+    let started = std::time::Instant::now();
+    let mut results = Vec::new();
+    for _ in 0..10 {
+        results.push(throttled::delay(&w.app).await.expect("send"));
+    }
+    for r in results {
+        r.get(WAIT).await.expect("ran");
+    }
+    // 10 starts at 20/s take at least 9 intervals of 50 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(440),
+        "{:?}",
+        started.elapsed()
+    );
     w.stop().await;
 }

@@ -65,14 +65,26 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<ScheduleEntry>, BeatError> 
     for (key, value) in &table {
         match (key.as_str(), value) {
             ("timezone", toml::Value::String(z)) => {
-                z.parse::<chrono_tz::Tz>()
-                    .map_err(|_| file_err(Some("timezone"), BeatError::UnknownTimeZone(z.clone()).to_string()))?;
+                z.parse::<chrono_tz::Tz>().map_err(|_| {
+                    file_err(
+                        Some("timezone"),
+                        BeatError::UnknownTimeZone(z.clone()).to_string(),
+                    )
+                })?;
                 zone = z.clone();
             }
-            ("timezone", _) => return Err(file_err(Some("timezone"), "expected a string such as \"UTC\"".into())),
+            ("timezone", _) => {
+                return Err(file_err(
+                    Some("timezone"),
+                    "expected a string such as \"UTC\"".into(),
+                ))
+            }
             ("schedule", toml::Value::Array(list)) => items = list.clone(),
             ("schedule", _) => {
-                return Err(file_err(Some("schedule"), "expected [[schedule]] tables".into()))
+                return Err(file_err(
+                    Some("schedule"),
+                    "expected [[schedule]] tables".into(),
+                ))
             }
             (other, _) => {
                 return Err(file_err(
@@ -85,13 +97,21 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<ScheduleEntry>, BeatError> 
     let mut entries: Vec<ScheduleEntry> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let toml::Value::Table(t) = item else {
-            return Err(file_err(Some("schedule"), format!("item #{} is not a table", i + 1)));
+            return Err(file_err(
+                Some("schedule"),
+                format!("item #{} is not a table", i + 1),
+            ));
         };
         let label = match t.get("name") {
             Some(toml::Value::String(n)) if !n.trim().is_empty() => format!("{n:?}"),
             _ => format!("#{}", i + 1),
         };
-        let reader = Reader { origin, label: &label, table: t, zone: &zone };
+        let reader = Reader {
+            origin,
+            label: &label,
+            table: t,
+            zone: &zone,
+        };
         let entry = reader.entry()?;
         if entries.iter().any(|e| e.name() == entry.name()) {
             return Err(reader.err("name", "another entry has the same name".into()));
@@ -123,7 +143,10 @@ impl Reader<'_> {
         match self.table.get(field) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(self.err(field, format!("expected a string, found {}", other.type_str()))),
+            Some(other) => Err(self.err(
+                field,
+                format!("expected a string, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -141,18 +164,36 @@ impl Reader<'_> {
             Some(toml::Value::Integer(n)) => n.to_string(),
             Some(toml::Value::Float(x)) => x.to_string(),
             Some(other) => {
-                return Err(self.err(field, format!("expected a duration such as \"300s\", found {}", other.type_str())))
+                return Err(self.err(
+                    field,
+                    format!(
+                        "expected a duration such as \"300s\", found {}",
+                        other.type_str()
+                    ),
+                ))
             }
         };
-        parse_duration(&text).map(Some).map_err(|e| self.err(field, e.to_string()))
+        parse_duration(&text)
+            .map(Some)
+            .map_err(|e| self.err(field, e.to_string()))
     }
 
     fn entry(&self) -> Result<ScheduleEntry, BeatError> {
-        if let Some(key) = self.table.keys().find(|k| !ENTRY_KEYS.contains(&k.as_str())) {
-            return Err(self.err(key, format!("unknown field (expected one of: {})", ENTRY_KEYS.join(", "))));
+        if let Some(key) = self
+            .table
+            .keys()
+            .find(|k| !ENTRY_KEYS.contains(&k.as_str()))
+        {
+            return Err(self.err(
+                key,
+                format!("unknown field (expected one of: {})", ENTRY_KEYS.join(", ")),
+            ));
         }
         if self.table.contains_key("options") {
-            return Err(self.err("options", "write queue, priority and expires directly in the entry".into()));
+            return Err(self.err(
+                "options",
+                "write queue, priority and expires directly in the entry".into(),
+            ));
         }
         let name = self.required("name")?;
         let task = self.required("task")?;
@@ -160,10 +201,20 @@ impl Reader<'_> {
         let mut entry = ScheduleEntry::new(name.trim(), task.trim(), schedule);
         let args = match self.table.get("args") {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items.iter().map(to_json).collect::<Result<_, _>>().map_err(|r| self.err("args", r))?,
-            Some(other) => return Err(self.err("args", format!("expected an array, found {}", other.type_str()))),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(to_json)
+                .collect::<Result<_, _>>()
+                .map_err(|r| self.err("args", r))?,
+            Some(other) => {
+                return Err(self.err(
+                    "args",
+                    format!("expected an array, found {}", other.type_str()),
+                ))
+            }
         };
-        template::render(&Value::Array(args.clone()), Utc::now()).map_err(|e| self.err("args", e.to_string()))?;
+        template::render(&Value::Array(args.clone()), Utc::now())
+            .map_err(|e| self.err("args", e.to_string()))?;
         entry = entry.args(args);
         match self.table.get("kwargs") {
             None => {}
@@ -176,7 +227,12 @@ impl Reader<'_> {
                     .map_err(|e| self.err("kwargs", e.to_string()))?;
                 entry = entry.kwargs(kwargs);
             }
-            Some(other) => return Err(self.err("kwargs", format!("expected a table, found {}", other.type_str()))),
+            Some(other) => {
+                return Err(self.err(
+                    "kwargs",
+                    format!("expected a table, found {}", other.type_str()),
+                ))
+            }
         }
         if let Some(queue) = self.string("queue")? {
             if queue.trim().is_empty() {
@@ -186,8 +242,21 @@ impl Reader<'_> {
         }
         match self.table.get("priority") {
             None => {}
-            Some(toml::Value::Integer(p)) if (0..=9).contains(p) => entry = entry.priority(*p as u8),
-            Some(other) => return Err(self.err("priority", format!("expected an integer 0 (highest) to 9 (lowest), found {other}"))),
+            Some(toml::Value::Integer(p)) if (0..=9).contains(p) => {
+                entry = entry.priority(*p as u8)
+            }
+            Some(toml::Value::Integer(p)) => {
+                return Err(self.err(
+                    "priority",
+                    format!("expected 0 (highest) to 9 (lowest), found {p}"),
+                ))
+            }
+            Some(other) => {
+                return Err(self.err(
+                    "priority",
+                    format!("expected an integer 0 to 9, found {}", other.type_str()),
+                ))
+            }
         }
         if let Some(expires) = self.duration("expires")? {
             entry = entry.expires(expires);
@@ -195,7 +264,12 @@ impl Reader<'_> {
         match self.string("catch_up")? {
             None | Some("once") => {}
             Some("skip") => entry = entry.catch_up(CatchUp::Skip),
-            Some(other) => return Err(self.err("catch_up", format!("expected \"once\" or \"skip\", found {other:?}"))),
+            Some(other) => {
+                return Err(self.err(
+                    "catch_up",
+                    format!("expected \"once\" or \"skip\", found {other:?}"),
+                ))
+            }
         }
         Ok(entry)
     }
@@ -209,7 +283,10 @@ impl Reader<'_> {
         match given[..] {
             ["every"] => {
                 if self.table.contains_key("timezone") {
-                    return Err(self.err("timezone", "applies to `cron` and `at` only; `every` ticks in UTC".into()));
+                    return Err(self.err(
+                        "timezone",
+                        "applies to `cron` and `at` only; `every` ticks in UTC".into(),
+                    ));
                 }
                 let every = self.duration("every")?.unwrap_or_default();
                 Schedule::every(every).map_err(|e| self.err("every", e.to_string()))
@@ -222,8 +299,17 @@ impl Reader<'_> {
                 })
             }
             ["at"] => Ok(Schedule::at(self.at(zone)?)),
-            [] => Err(self.err("every", "each entry needs one of `every`, `cron` or `at`".into())),
-            _ => Err(self.err(given[1], format!("give only one of `every`, `cron` and `at`, found {}", given.join(" and ")))),
+            [] => Err(self.err(
+                "every",
+                "each entry needs one of `every`, `cron` or `at`".into(),
+            )),
+            _ => Err(self.err(
+                given[1],
+                format!(
+                    "give only one of `every`, `cron` and `at`, found {}",
+                    given.join(" and ")
+                ),
+            )),
         }
     }
 
@@ -231,22 +317,41 @@ impl Reader<'_> {
         let text = match self.table.get("at") {
             Some(toml::Value::String(s)) => s.trim().to_owned(),
             Some(toml::Value::Datetime(d)) => d.to_string(),
-            _ => return Err(self.err("at", "expected a date and time such as \"2025-01-01 09:00:00\"".into())),
+            _ => {
+                return Err(self.err(
+                    "at",
+                    "expected a date and time such as \"2025-01-01 09:00:00\"".into(),
+                ))
+            }
         };
         for candidate in [text.clone(), text.replacen(' ', "T", 1)] {
             if let Ok(t) = DateTime::parse_from_rfc3339(&candidate) {
                 return Ok(t.with_timezone(&Utc));
             }
         }
-        let tz = zone.parse::<chrono_tz::Tz>()
-            .map_err(|_| self.err("timezone", BeatError::UnknownTimeZone(zone.to_owned()).to_string()))?;
-        for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        let tz = zone.parse::<chrono_tz::Tz>().map_err(|_| {
+            self.err(
+                "timezone",
+                BeatError::UnknownTimeZone(zone.to_owned()).to_string(),
+            )
+        })?;
+        for format in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(&text, format) {
                 return tz
                     .from_local_datetime(&naive)
                     .earliest()
                     .map(|t| t.with_timezone(&Utc))
-                    .ok_or_else(|| self.err("at", format!("{text} does not exist in {zone} (a daylight-saving gap)")));
+                    .ok_or_else(|| {
+                        self.err(
+                            "at",
+                            format!("{text} does not exist in {zone} (a daylight-saving gap)"),
+                        )
+                    });
             }
         }
         Err(self.err("at", format!("cannot read {text:?} as a date and time (e.g. \"2025-01-01 09:00:00\" or \"2025-01-01T09:00:00Z\")")))
@@ -263,7 +368,9 @@ fn to_json(value: &toml::Value) -> Result<Value, String> {
             .ok_or_else(|| format!("{x} cannot be sent as JSON"))?,
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        toml::Value::Array(items) => {
+            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         toml::Value::Table(t) => Value::Object(
             t.iter()
                 .map(|(k, v)| Ok((k.clone(), to_json(v)?)))

@@ -155,7 +155,7 @@ impl Crontab {
                 }
             }
             for x in self.instants(m).into_iter().flatten() {
-                if x > t && best.map_or(true, |b| x < b) {
+                if x > t && best.is_none_or(|b| x < b) {
                     best = Some(x);
                 }
             }
@@ -262,13 +262,7 @@ const DAYS: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 /// Parse one field into a bit set (bit `v` set = value `v` matches).
 /// `names[i]` stands for the value `low + i` when the field starts at 1
 /// (months), or `i` for days of the week.
-fn parse_field(
-    text: &str,
-    what: &str,
-    low: u32,
-    high: u32,
-    names: &[&str],
-) -> Result<u64, String> {
+fn parse_field(text: &str, what: &str, low: u32, high: u32, names: &[&str]) -> Result<u64, String> {
     let value = |s: &str| -> Result<u32, String> {
         let lower = s.to_ascii_lowercase();
         if let Some(i) = names.iter().position(|n| *n == lower) {
@@ -326,11 +320,17 @@ mod tests {
 
     #[test]
     fn fields_parse_to_the_values_cron_means() {
-        assert_eq!(parse_field("*/15", "minute", 0, 59, &[]), Ok(1 | 1 << 15 | 1 << 30 | 1 << 45));
+        assert_eq!(
+            parse_field("*/15", "minute", 0, 59, &[]),
+            Ok(1 | 1 << 15 | 1 << 30 | 1 << 45)
+        );
         assert_eq!(parse_field("1-3,5", "hour", 0, 23, &[]), Ok(0b101110));
         assert_eq!(parse_field("mon-wed", "dow", 0, 7, &DAYS), Ok(0b1110));
         assert_eq!(parse_field("FEB", "month", 1, 12, &MONTHS), Ok(1 << 2));
-        assert_eq!(parse_field("50/5", "minute", 0, 59, &[]), Ok(1 << 50 | 1 << 55));
+        assert_eq!(
+            parse_field("50/5", "minute", 0, 59, &[]),
+            Ok(1 << 50 | 1 << 55)
+        );
         assert!(parse_field("60", "minute", 0, 59, &[]).is_err());
         assert!(parse_field("5-1", "hour", 0, 23, &[]).is_err());
         assert!(parse_field("*/0", "hour", 0, 23, &[]).is_err());

@@ -166,7 +166,10 @@ impl ScheduleEntry {
     ///
     /// # Errors
     /// [`BeatError::Template`] for a malformed template.
-    pub fn render(&self, tick: DateTime<Utc>) -> Result<(Vec<Value>, Map<String, Value>), BeatError> {
+    pub fn render(
+        &self,
+        tick: DateTime<Utc>,
+    ) -> Result<(Vec<Value>, Map<String, Value>), BeatError> {
         let args = self
             .args
             .iter()
@@ -208,7 +211,10 @@ impl ScheduleEntry {
         let (mut message, mut outgoing) = app.prepare(&self.task, args, kwargs, options)?;
         let mut marker = Map::new();
         marker.insert("entry".into(), Value::String(self.name.clone()));
-        marker.insert("tick".into(), Value::String(crate::protocol::time::format(tick)));
+        marker.insert(
+            "tick".into(),
+            Value::String(crate::protocol::time::format(tick)),
+        );
         message
             .headers
             .extra

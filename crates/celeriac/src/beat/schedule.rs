@@ -47,7 +47,7 @@ impl Schedule {
     /// [`BeatError::Duration`] for a zero or absurdly long interval.
     pub fn every(interval: Duration) -> Result<Schedule, BeatError> {
         let ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-        if ms < 1 || ms > 100 * 365 * 86_400_000 {
+        if !(1..=100 * 365 * 86_400_000).contains(&ms) {
             return Err(BeatError::Duration {
                 text: format!("{interval:?}"),
                 reason: "an interval must be between 1 ms and 100 years".into(),
@@ -68,9 +68,7 @@ impl Schedule {
 
     /// Run once, at `at` (Celery's `clocked` schedule).
     pub fn at(at: DateTime<Utc>) -> Schedule {
-        Schedule {
-            kind: Kind::At(at),
-        }
+        Schedule { kind: Kind::At(at) }
     }
 
     /// The first tick strictly after `t`; `None` when there are no more (a
@@ -192,7 +190,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, BeatError> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(err("expected a number before each unit, e.g. \"300s\" or \"1h30m\""));
+            return Err(err(
+                "expected a number before each unit, e.g. \"300s\" or \"1h30m\"",
+            ));
         }
         let number: f64 = rest[..digits]
             .parse()

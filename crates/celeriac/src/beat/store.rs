@@ -51,7 +51,11 @@ pub(crate) struct Claim<'a> {
 pub(crate) trait Store: Send + Sync {
     /// The entry's last tick; if there is none, record `baseline` (ticks at
     /// or before it are not due) and return that.
-    async fn last_or_init(&self, entry: &str, baseline: DateTime<Utc>) -> Result<DateTime<Utc>, BeatError>;
+    async fn last_or_init(
+        &self,
+        entry: &str,
+        baseline: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, BeatError>;
 
     /// The entry's state, without creating it.
     async fn last(&self, entry: &str) -> Result<Option<LastRun>, BeatError>;
@@ -105,7 +109,9 @@ pub(crate) async fn open(app: &App) -> Result<Arc<dyn Store>, BeatError> {
         )),
         other => Err(crate::Error::InvalidUrl {
             url: crate::redact(url),
-            reason: format!("the beat keeps no state on {other:?} brokers (use redis, sqlite or memory)"),
+            reason: format!(
+                "the beat keeps no state on {other:?} brokers (use redis, sqlite or memory)"
+            ),
         }
         .into()),
     }

@@ -39,7 +39,11 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn last_or_init(&self, entry: &str, baseline: DateTime<Utc>) -> Result<DateTime<Utc>, BeatError> {
+    async fn last_or_init(
+        &self,
+        entry: &str,
+        baseline: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, BeatError> {
         let mut state = self.lock();
         let last = state.entry(entry.to_owned()).or_insert(LastRun {
             tick: baseline,

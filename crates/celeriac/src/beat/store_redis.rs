@@ -67,7 +67,11 @@ fn redis_err(context: &'static str) -> impl Fn(redis::RedisError) -> BeatError {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn last_or_init(&self, entry: &str, baseline: DateTime<Utc>) -> Result<DateTime<Utc>, BeatError> {
+    async fn last_or_init(
+        &self,
+        entry: &str,
+        baseline: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, BeatError> {
         let key = self.key(entry);
         let (_, tick): (i64, i64) = redis::pipe()
             .atomic()

@@ -101,7 +101,11 @@ fn claim_in(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn last_or_init(&self, entry: &str, baseline: DateTime<Utc>) -> Result<DateTime<Utc>, BeatError> {
+    async fn last_or_init(
+        &self,
+        entry: &str,
+        baseline: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, BeatError> {
         let entry = entry.to_owned();
         let baseline = to_ms(baseline);
         let tick = self

@@ -53,7 +53,8 @@ fn render_str(text: &str, now: DateTime<Utc>) -> Result<String, BeatError> {
         out.push_str(&rest[..open]);
         let candidate = &rest[open..];
         let after = candidate["{now".len()..].trim_start();
-        let is_template = after.starts_with('}') || after.starts_with('+') || after.starts_with('-');
+        let is_template =
+            after.starts_with('}') || after.starts_with('+') || after.starts_with('-');
         if !is_template {
             out.push_str("{now");
             rest = &candidate["{now".len()..];

@@ -34,6 +34,7 @@ pub(super) struct Shared {
     pub(super) stats: Arc<WorkerStats>,
     pub(super) executing: Semaphore,
     pub(super) shutdown: Shutdown,
+    pub(super) rate_limits: super::rate_limit::RateLimits,
     /// Messages this worker holds: tag → must it be given back if aborted?
     held: Mutex<HashMap<String, bool>>,
 }
@@ -56,6 +57,24 @@ impl Shared {
     }
 }
 
+/// The limits the registered tasks declare; a bad one is logged and ignored
+/// (it cannot stop the worker).
+fn rate_limits_of(app: &App) -> super::rate_limit::RateLimits {
+    let limits = super::rate_limit::RateLimits::default();
+    for name in app.task_names() {
+        let Some(limit) = app.task(name).and_then(|t| t.options().rate_limit) else {
+            continue;
+        };
+        match super::rate_limit::parse_rate_limit(&limit) {
+            Ok(interval) => limits.set(name, interval),
+            Err(err) => {
+                tracing::error!(task = name, error = %err, "ignoring the task's rate limit")
+            }
+        }
+    }
+    limits
+}
+
 pub(super) struct Consumer {
     shared: Arc<Shared>,
 }
@@ -68,6 +87,7 @@ impl Consumer {
         shutdown: Shutdown,
     ) -> Self {
         let executing = Semaphore::new(options.concurrency.max(1));
+        let app_for_limits = app.clone();
         Consumer {
             shared: Arc::new(Shared {
                 app,
@@ -75,6 +95,7 @@ impl Consumer {
                 stats,
                 executing,
                 shutdown,
+                rate_limits: rate_limits_of(&app_for_limits),
                 held: Mutex::new(HashMap::new()),
             }),
         }

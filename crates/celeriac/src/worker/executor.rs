@@ -116,6 +116,16 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         .unwrap_or(shared.options.acks_late);
 
     let mut shutdown = shared.shutdown.clone();
+    tokio::select! {
+        biased;
+        _ = shared.rate_limits.acquire(&headers.task) => {}
+        _ = shutdown.requested() => {
+            if let Err(err) = broker.requeue(&delivery.tag).await {
+                tracing::warn!(error = %err, "could not give back an unstarted message");
+            }
+            return;
+        }
+    }
     let _slot = tokio::select! {
         biased;
         slot = shared.executing.acquire() => match slot {

@@ -14,7 +14,10 @@
 
 mod consumer;
 mod executor;
+mod rate_limit;
 mod retry;
+
+pub use rate_limit::{parse_rate_limit, RateLimitError};
 
 use std::collections::HashMap;
 use std::future::Future;
