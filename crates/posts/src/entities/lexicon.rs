@@ -234,7 +234,7 @@ impl Lexicon {
             if !matches!(t.kind, TokKind::Word | TokKind::Number | TokKind::Amp) {
                 continue;
             }
-            let s = &name[t.start as usize..t.full_end as usize];
+            let s = &name[t.start..t.full_end];
             lower_into(s, &mut lower);
             if !key.is_empty() {
                 key.push(' ');

@@ -268,7 +268,7 @@ fn scan_word(text: &str, start: usize, sent_start: bool) -> (Token, bool) {
         if c == '.' && !numeric && seg_chars == 1 && next.is_some_and(char::is_alphabetic) {
             // "U.S", "p.m", "J.K": single letters separated by dots.
             let after = char_at(text, i + 1 + next.map_or(1, char::len_utf8));
-            if after.map_or(true, |a| !a.is_alphanumeric()) {
+            if !matches!(after, Some(a) if a.is_alphanumeric()) {
                 i += 1;
                 seg_chars = 0;
                 has_dot = true;
