@@ -94,10 +94,13 @@ impl Schedule {
                 (tick > after).then_some(tick)
             }
             Kind::Cron(_) => {
-                // Walk forward; after a long outage start a year back first,
-                // since only the latest tick matters.
-                let recent = now - chrono::Duration::days(366);
-                if after < recent {
+                // Walk forward from `after`; after a long outage, first from
+                // recent windows, since only the latest tick matters.
+                for hours in [1, 24, 32 * 24, 366 * 24] {
+                    let recent = now - chrono::Duration::hours(hours);
+                    if after >= recent {
+                        break;
+                    }
                     if let Some(t) = self.walk(recent, now) {
                         return Some(t);
                     }
