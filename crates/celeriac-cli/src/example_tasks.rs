@@ -187,16 +187,14 @@ pub(crate) fn panic() -> Result<(), TaskError> {
     std::panic::panic_any("tasks.panic was called".to_owned())
 }
 
-/// Sleep `s` seconds without holding a thread, then return `s`.
+/// Sleep `s` seconds without holding a thread, then return `s` as given
+/// (`sleep(3)` returns `3`, as in Python).
 #[task(name = "tasks.sleep")]
-pub(crate) async fn sleep(s: f64) -> Result<f64, TaskError> {
-    if !(s.is_finite() && s >= 0.0) {
-        return Err(TaskError::new(
-            "ValueError",
-            format!("cannot sleep {s} seconds"),
-        ));
-    }
-    tokio::time::sleep(Duration::from_secs_f64(s)).await;
+pub(crate) async fn sleep(s: Number) -> Result<Number, TaskError> {
+    let seconds = number_as_f64(&s);
+    let duration = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| TaskError::new("ValueError", format!("cannot sleep {s} seconds")))?;
+    tokio::time::sleep(duration).await;
     Ok(s)
 }
 

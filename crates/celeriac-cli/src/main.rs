@@ -48,12 +48,19 @@ enum Command {
 }
 
 /// Run an async command on a multi-threaded runtime.
+///
+/// The runtime is then shut down without waiting for blocking-pool threads:
+/// a synchronous task the worker aborted at its shutdown deadline cannot be
+/// stopped, and waiting for it would keep the process (and a message already
+/// given back) alive.
 fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
-        .block_on(command)
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let outcome = runtime.block_on(command);
+    runtime.shutdown_background();
+    outcome
 }
 
 fn main() -> std::process::ExitCode {
