@@ -28,7 +28,9 @@ fn demo_runs_the_example_tasks() {
 #[test]
 fn bench_reports_rates_and_latency_as_json() {
     let env = Env::new();
-    let out = env.run(["bench", "-n", "300", "--chunk", "100", "-c", "8", "--json"]);
+    let out = env.run([
+        "bench", "-n", "300", "--chunk", "20", "-c", "8", "--rate", "3000", "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
     for phase in ["enqueue", "drain", "end_to_end"] {
@@ -39,6 +41,7 @@ fn bench_reports_rates_and_latency_as_json() {
         .as_f64()
         .unwrap_or(-1.0);
     assert!(p99 >= 0.0, "{report}");
+    assert_eq!(report["paced_at"], 3000.0);
 }
 
 #[test]

@@ -7,9 +7,13 @@
 //!    consumes; rate = tasks / time to publish them all.
 //! 2. **drain**: start the workers on the full queue; rate = tasks / (last
 //!    completion − worker start).
-//! 3. **end to end**: with the workers running, publish again in chunks;
-//!    rate = tasks / (last completion − first publish), and each task's
-//!    latency = its completion − the moment its chunk was sent.
+//! 3. **end to end**: with the workers running, publish again in chunks
+//!    (as fast as possible, or paced with `--rate`); rate = tasks / (last
+//!    completion − first publish), and each task's latency = its completion
+//!    − the moment its chunk was sent. Unpaced, the producer outruns the
+//!    workers and the latency is mostly time spent queued behind the
+//!    backlog; paced below the drain rate (with a small `--chunk`), it is
+//!    the latency of a queue keeping up.
 //!
 //! A completion time is the `date_done` the worker stored with the result
 //! (Celery's own field), so the measurement reads only what any Celery-
@@ -94,6 +98,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "NAME", default_value = "tasks.noop")]
     pub(crate) task: String,
 
+    /// Pace the end-to-end phase's producer at this many tasks per second
+    /// (latency below saturation) [default: as fast as it can]
+    #[arg(long, value_name = "TASKS_PER_SECOND")]
+    pub(crate) rate: Option<f64>,
+
     /// Give up a phase after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub(crate) timeout: f64,
@@ -117,6 +126,8 @@ struct Report {
     results_stored: bool,
     acks_late: bool,
     chunk: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paced_at: Option<f64>,
     enqueue: Phase,
     drain: Phase,
     end_to_end: Phase,
@@ -232,6 +243,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if args.processes && args.no_results {
         bail!("--no-results needs in-process workers: only they can count completions without stored results");
     }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("--rate must be a positive number of tasks per second");
+    }
     let deadline = Duration::try_from_secs_f64(args.timeout)
         .context("--timeout must be a non-negative number of seconds")?;
     let scratch = tempfile::Builder::new()
@@ -277,7 +291,7 @@ impl Bench {
         let n = self.args.tasks;
 
         // 1. Enqueue with nobody consuming.
-        let (ids, _, enqueue_secs) = self.enqueue().await?;
+        let (ids, _, enqueue_secs) = self.enqueue(None).await?;
         let enqueue = Phase::new(n, enqueue_secs, None);
 
         // 2. Drain the full queue.
@@ -314,21 +328,31 @@ impl Bench {
             results_stored: !self.args.no_results,
             acks_late: self.args.acks_late,
             chunk: self.args.chunk,
+            paced_at: self.args.rate,
             enqueue,
             drain,
             end_to_end,
         })
     }
 
-    /// Publish `-n` tasks in chunks; returns the ids, the time each chunk was
-    /// sent (by id), and the seconds it took.
-    async fn enqueue(&self) -> anyhow::Result<(Vec<String>, HashMap<String, DateTime<Utc>>, f64)> {
+    /// Publish `-n` tasks in chunks, no faster than `rate` tasks/s if given;
+    /// returns the ids, the time each chunk was sent (by id), and the
+    /// seconds it took.
+    async fn enqueue(
+        &self,
+        rate: Option<f64>,
+    ) -> anyhow::Result<(Vec<String>, HashMap<String, DateTime<Utc>>, f64)> {
         let n = self.args.tasks;
         let mut ids = Vec::with_capacity(n);
         let mut sent_at = HashMap::with_capacity(n);
         let start = Instant::now();
         let mut left = n;
         while left > 0 {
+            if let Some(rate) = rate {
+                // Chunk k may go out k * chunk / rate seconds after the start.
+                let due = Duration::from_secs_f64((n - left) as f64 / rate);
+                tokio::time::sleep_until((start + due).into()).await;
+            }
             let size = left.min(self.args.chunk);
             left -= size;
             let options = SendOptions::new()
@@ -419,7 +443,7 @@ impl Bench {
 
     async fn end_to_end_phase(&self, pool: &Pool, processed_target: u64) -> anyhow::Result<Phase> {
         let started = Utc::now();
-        let (ids, sent_at, _) = self.enqueue().await?;
+        let (ids, sent_at, _) = self.enqueue(self.args.rate).await?;
         let detected = self.wait_done(pool, processed_target).await?;
         if self.args.no_results {
             return Ok(Phase::new(
@@ -541,6 +565,9 @@ fn print_report(r: &Report) {
         if r.acks_late { "late" } else { "early" },
     );
     println!("  broker {}, backend {}", r.broker, r.backend);
+    if let Some(rate) = r.paced_at {
+        println!("  end-to-end producer paced at {rate} tasks/s");
+    }
     let line = |name: &str, p: &Phase| {
         let latency = p
             .latency_ms
