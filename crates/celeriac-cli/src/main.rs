@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "celeriac", version, about, long_about = None)]
 struct Cli {
     /// Log filter for stderr, e.g. info, debug, celeriac=trace [default: RUST_LOG,
-    /// else info for the worker and warn for other commands]
+    /// else info for the worker and beat, warn for other commands]
     #[arg(short = 'l', long, global = true, value_name = "LEVEL")]
     loglevel: Option<String>,
 
@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run a worker for the shipped tasks until SIGINT/SIGTERM.
     Worker(commands::worker::Args),
+    /// Send periodic tasks from a schedule file; safe to run many at once.
+    Beat(commands::beat::BeatArgs),
     /// Send a task by name; print its id, or with --wait its result.
     Call(commands::call::CallArgs),
     /// Print a task's state and result as JSON.
@@ -66,12 +68,13 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> a
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Worker(_) => "info",
+        Command::Worker(_) | Command::Beat(_) => "info",
         _ => "warn",
     };
     logging::init(cli.loglevel.as_deref(), default_level);
     let outcome = match cli.command {
         Command::Worker(args) => block_on(commands::worker::run(args)),
+        Command::Beat(args) => block_on(commands::beat::run(args)),
         Command::Call(args) => block_on(commands::call::call(args)),
         Command::Result(args) => block_on(commands::call::result(args)),
         Command::Demo(args) => block_on(commands::demo::run(args)),

@@ -6,6 +6,7 @@
 //! has not started, and lets running tasks finish up to `--shutdown-timeout`.
 
 use anyhow::Context as _;
+use celeriac::shutdown::Shutdown;
 use celeriac::Worker;
 
 use crate::config::{ConnectionArgs, WorkerArgs, WorkerConfig};
@@ -18,6 +19,13 @@ pub(crate) struct Args {
     pub(crate) connection: ConnectionArgs,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    /// Also run the beat in this process (Celery's `worker -B`); needs --schedule.
+    /// Safe on every worker: each periodic run is still sent once
+    #[arg(short = 'B', long)]
+    pub(crate) beat: bool,
+    /// Schedule file for -B (the format of `celeriac beat --schedule`)
+    #[arg(long, value_name = "FILE", requires = "beat")]
+    pub(crate) schedule: Option<std::path::PathBuf>,
 }
 
 /// Run a worker until SIGINT/SIGTERM.
@@ -33,8 +41,24 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         visibility_timeout = ?cfg.config.app.visibility_timeout,
         "starting worker"
     );
-    Worker::new(app, cfg.options)
-        .run(celeriac::shutdown::terminate_signal())
+    let shutdown = Shutdown::from_future(celeriac::shutdown::terminate_signal());
+    let beat = match (args.beat, &args.schedule) {
+        (true, Some(path)) => Some(super::beat::spawn_embedded(&app, path, shutdown.clone())?),
+        (true, None) => anyhow::bail!("-B/--beat needs --schedule FILE"),
+        (false, _) => None,
+    };
+    let outcome = Worker::new(app, cfg.options)
+        .run_until(shutdown)
         .await
-        .context("running the worker")
+        .context("running the worker");
+    if let Some(beat) = beat {
+        // The beat saw the same shutdown; its claims are atomic, so a beat
+        // still busy after a few seconds can be left behind.
+        match tokio::time::timeout(std::time::Duration::from_secs(5), beat).await {
+            Ok(Ok(Err(e))) => tracing::error!("the embedded beat failed: {e}"),
+            Ok(Err(e)) => tracing::error!("the embedded beat panicked: {e}"),
+            Ok(Ok(Ok(()))) | Err(_) => {}
+        }
+    }
+    outcome
 }
