@@ -31,6 +31,9 @@ struct Args {
     /// Node name.
     #[arg(long, default_value = "celeriac@interop")]
     hostname: String,
+    /// Send task events from the start (Celery's -E).
+    #[arg(short = 'E', long)]
+    events: bool,
     /// Queues, comma separated.
     #[arg(short = 'Q', long, default_value = "celery", value_delimiter = ',')]
     queues: Vec<String>,
@@ -183,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
         prefetch: args.prefetch.unwrap_or(args.concurrency * 4),
         acks_late: args.acks_late,
         hostname: args.hostname,
+        send_events: args.events,
         ..WorkerOptions::default()
     };
     Worker::new(app, options)

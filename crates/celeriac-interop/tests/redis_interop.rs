@@ -400,3 +400,162 @@ async fn a_redis_restart_mid_run_loses_nothing() {
         conn.scard::<_, usize>("marks").unwrap_or(0) == N
     });
 }
+
+fn celery_cli(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(python())
+        .args(["-m", "celery", "-A", "pytasks"])
+        .args(args)
+        .current_dir(repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", url)
+        .output()
+        .expect("run the celery command")
+}
+
+#[test]
+fn celery_inspect_and_control_reach_a_celeriac_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = rust_worker(&url, &["-c", "2", "--hostname", "celeriac@interop"]);
+    let mut conn = redis.connection();
+    // The worker binds its pidbox once it listens.
+    wait_until(WAIT, || {
+        conn.sismember(
+            "_kombu.binding.celery.pidbox",
+            "\x06\x16\x06\x16celeriac@interop.celery.pidbox",
+        )
+        .unwrap_or(false)
+    });
+    let ping = celery_cli(
+        &url,
+        &[
+            "inspect",
+            "ping",
+            "--timeout",
+            "5",
+            "-d",
+            "celeriac@interop",
+        ],
+    );
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(
+        ping.status.success(),
+        "celery inspect ping failed: {text} {}",
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    assert!(
+        text.contains("celeriac@interop") && text.contains("pong"),
+        "{text}"
+    );
+
+    let registered = celery_cli(&url, &["inspect", "registered", "--timeout", "5", "--json"]);
+    let text = String::from_utf8_lossy(&registered.stdout);
+    assert!(
+        text.contains("tasks.add") && text.contains("tasks.mark"),
+        "{text}"
+    );
+
+    let stats = celery_cli(&url, &["inspect", "stats", "--timeout", "5", "--json"]);
+    let text = String::from_utf8_lossy(&stats.stdout);
+    assert!(text.contains("max-concurrency"), "{text}");
+
+    let limited = celery_cli(
+        &url,
+        &[
+            "control",
+            "rate_limit",
+            "tasks.add",
+            "10/s",
+            "--timeout",
+            "5",
+        ],
+    );
+    let text = String::from_utf8_lossy(&limited.stdout);
+    assert!(text.contains("new rate limit set successfully"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn celeriac_control_pings_a_python_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = python_worker(&url, &[], &["-P", "solo"]);
+    let app = rust_app(&url).await;
+    let control = app.control().expect("redis has remote control");
+    let mut replies = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while replies.is_empty() && Instant::now() < deadline {
+        replies = control
+            .call("ping", json!({}), None, Duration::from_secs(1), Some(1))
+            .await
+            .expect("ping");
+    }
+    assert_eq!(replies.len(), 1, "the Python worker answered");
+    assert_eq!(replies[0].0, "py@interop");
+    assert_eq!(replies[0].1, json!({"ok": "pong"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flower_lists_a_celeriac_worker_and_its_tasks() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = rust_worker(
+        &url,
+        &["-c", "2", "--hostname", "celeriac@flower", "--events"],
+    );
+    let port = support::free_port();
+    let mut flower = Command::new(python());
+    flower
+        .args([
+            "-m",
+            "celery",
+            "-A",
+            "pytasks",
+            "flower",
+            "--address=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .current_dir(repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", &url)
+        .env("FLOWER_UNAUTHENTICATED_API", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _flower = Proc(flower.spawn().expect("start flower"));
+    let fetch = |path: &str| -> Option<Value> {
+        let script = format!(
+            "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=10).read().decode())"
+        );
+        let out = Command::new(python()).args(["-c", &script]).output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let mut workers = None;
+    wait_until(Duration::from_secs(40), || {
+        workers = fetch("/api/workers?refresh=1");
+        workers
+            .as_ref()
+            .is_some_and(|w| w.get("celeriac@flower").is_some())
+    });
+    let workers = workers.expect("workers");
+    let ours = &workers["celeriac@flower"];
+    assert!(
+        ours["registered"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|t| t == "tasks.add")),
+        "{ours}"
+    );
+    // Flower is listening now; task events reach it: it knows our task by id.
+    let app = rust_app(&url).await;
+    let sent = app
+        .send_task(
+            "tasks.add",
+            vec![json!(20), json!(22)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("send");
+    assert_eq!(sent.get(WAIT).await.expect("result"), json!(42));
+    wait_until(Duration::from_secs(20), || {
+        fetch(&format!("/api/task/info/{}", sent.id())).is_some_and(|t| {
+            t["state"] == json!("SUCCESS") && t["worker"] == json!("celeriac@flower")
+        })
+    });
+}

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::backend::ResultBackend;
 use crate::broker::{Broker, OutgoingMessage};
 use crate::connect::{backend_from_url, broker_from_url};
+use crate::events::{events_from_url, EventBus, MemoryEvents};
 use crate::options::SendOptions;
 use crate::protocol::{time, Embed, TaskHeaders, TaskMessage};
 use crate::result::AsyncResult;
@@ -68,6 +69,9 @@ struct AppInner {
     config: AppConfig,
     broker: Arc<dyn Broker>,
     backend: Arc<dyn ResultBackend>,
+    events: Arc<dyn EventBus>,
+    #[cfg(feature = "redis")]
+    control: Option<crate::control::Control>,
     tasks: HashMap<&'static str, Arc<dyn Task>>,
     origin: String,
     /// The broker was built from `config.broker_url` (not given as an object).
@@ -80,6 +84,7 @@ pub struct AppBuilder {
     config: AppConfig,
     broker: Option<Arc<dyn Broker>>,
     backend: Option<Arc<dyn ResultBackend>>,
+    events: Option<Arc<dyn EventBus>>,
     tasks: HashMap<&'static str, Arc<dyn Task>>,
 }
 
@@ -105,6 +110,12 @@ impl AppBuilder {
     /// Use an already-built backend instead of a URL.
     pub fn backend(mut self, backend: Arc<dyn ResultBackend>) -> Self {
         self.backend = Some(backend);
+        self
+    }
+
+    /// Use an already-built event transport instead of the broker URL's.
+    pub fn events(mut self, events: Arc<dyn EventBus>) -> Self {
+        self.events = Some(events);
         self
     }
 
@@ -152,6 +163,21 @@ impl AppBuilder {
             Some(b) => b,
             None => backend_from_url(&self.config).await?,
         };
+        let events = match self.events {
+            Some(e) => e,
+            None if from_url => {
+                events_from_url(&self.config.broker_url, &self.config.key_prefix).await?
+            }
+            None => Arc::new(MemoryEvents::new()),
+        };
+        #[cfg(feature = "redis")]
+        let control = match self.config.broker_url.split_once("://") {
+            Some(("redis" | "rediss", _)) if from_url => Some(
+                crate::control::Control::open(&self.config.broker_url, &self.config.key_prefix)
+                    .await?,
+            ),
+            _ => None,
+        };
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".to_owned());
@@ -161,6 +187,9 @@ impl AppBuilder {
                 config: self.config,
                 broker,
                 backend,
+                events,
+                #[cfg(feature = "redis")]
+                control,
                 tasks: self.tasks,
                 broker_from_url: from_url,
             }),
@@ -195,6 +224,17 @@ impl App {
         &self.inner.backend
     }
 
+    /// The event transport (worker and task events, for monitors).
+    pub fn events(&self) -> &Arc<dyn EventBus> {
+        &self.inner.events
+    }
+
+    /// Remote control of workers (Celery's pidbox), when the broker is Redis.
+    #[cfg(feature = "redis")]
+    pub fn control(&self) -> Option<&crate::control::Control> {
+        self.inner.control.as_ref()
+    }
+
     /// A registered task by name.
     pub fn task(&self, name: &str) -> Option<&Arc<dyn Task>> {
         self.inner.tasks.get(name)
@@ -227,6 +267,27 @@ impl App {
         let (message, outgoing) = self.prepare(name, args, kwargs, options)?;
         self.inner.broker.publish(outgoing).await?;
         Ok(self.async_result(message.headers.id))
+    }
+
+    /// Revoke tasks: workers skip them if they have not started, and with
+    /// `terminate` stop them if they are running (async tasks; see the
+    /// worker docs for sync ones). Recorded in the broker for a day, so
+    /// workers started later honour it too.
+    ///
+    /// # Errors
+    /// When the broker cannot be written.
+    pub async fn revoke(&self, task_ids: &[String], terminate: bool) -> Result<()> {
+        self.inner
+            .broker
+            .revoke(task_ids, terminate, Duration::from_secs(24 * 3600))
+            .await?;
+        #[cfg(feature = "redis")]
+        if let Some(control) = self.control() {
+            // Python workers learn it through Celery's pidbox broadcast.
+            let arguments = serde_json::json!({"task_id": task_ids, "terminate": terminate, "signal": "SIGTERM"});
+            let _ = control.broadcast("revoke", arguments, None).await;
+        }
+        Ok(())
     }
 
     /// Send many calls in one round trip (pipelined on Redis, one

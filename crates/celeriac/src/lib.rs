@@ -65,7 +65,10 @@ pub mod backend;
 pub mod beat;
 pub mod broker;
 mod connect;
+#[cfg(feature = "redis")]
+pub mod control;
 mod error;
+pub mod events;
 mod options;
 pub mod protocol;
 #[cfg(feature = "redis")]

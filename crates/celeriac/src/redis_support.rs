@@ -84,6 +84,11 @@ impl Keys {
         format!("{}celeriac.delayed", self.prefix)
     }
 
+    /// Our sorted set of revoked task ids (score = when revoked).
+    pub(crate) fn revoked(&self) -> String {
+        format!("{}celeriac.revoked", self.prefix)
+    }
+
     /// Our list of dead letters (newest first).
     pub(crate) fn dead_letter(&self) -> String {
         format!("{}celeriac.dead_letter", self.prefix)

@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS celeriac_dead_letters (
     queue TEXT NOT NULL,
     letter TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS celeriac_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    event TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS celeriac_revoked (
+    member TEXT PRIMARY KEY,
+    at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS celeriac_kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{priority_step, Broker, Delivery, OutgoingMessage};
+use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
 use crate::protocol::DeadLetter;
 use crate::Result;
 
@@ -32,6 +32,7 @@ struct State {
     delayed: BTreeMap<(DateTime<Utc>, i64), (String, Stored)>,
     reserved: HashMap<String, Reserved>,
     dead: Vec<DeadLetter>,
+    revoked: Vec<Revocation>,
     next_order: i64,
     next_front: i64,
 }
@@ -64,6 +65,10 @@ impl MemoryBroker {
         // in a way that matters more than losing the process, so recover.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn unix_now() -> f64 {
+    Utc::now().timestamp_micros() as f64 / 1e6
 }
 
 impl Default for MemoryBroker {
@@ -268,6 +273,30 @@ impl Broker for MemoryBroker {
         let n = state.dead.len() as u64;
         state.dead.clear();
         Ok(n)
+    }
+
+    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
+        let now = unix_now();
+        let mut state = self.lock();
+        state.revoked.retain(|r| r.at > now - ttl.as_secs_f64());
+        for id in task_ids {
+            state.revoked.push(Revocation {
+                task_id: id.clone(),
+                at: now,
+                terminate,
+            });
+        }
+        Ok(())
+    }
+
+    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>> {
+        let state = self.lock();
+        Ok(state
+            .revoked
+            .iter()
+            .filter(|r| r.at > since)
+            .cloned()
+            .collect())
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {

@@ -59,6 +59,44 @@ pub struct Delivery {
     pub redelivered: bool,
 }
 
+/// A recorded revocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    /// The revoked task.
+    pub task_id: String,
+    /// When it was revoked, Unix seconds.
+    pub at: f64,
+    /// Stop it if it is running.
+    pub terminate: bool,
+}
+
+impl Revocation {
+    /// The stored member form: the id, with `|terminate` appended if asked.
+    pub(crate) fn member(task_id: &str, terminate: bool) -> String {
+        if terminate {
+            format!("{task_id}|terminate")
+        } else {
+            task_id.to_owned()
+        }
+    }
+
+    /// Read the stored member form back.
+    pub(crate) fn from_member(member: &str, at: f64) -> Self {
+        match member.strip_suffix("|terminate") {
+            Some(id) => Revocation {
+                task_id: id.to_owned(),
+                at,
+                terminate: true,
+            },
+            None => Revocation {
+                task_id: member.to_owned(),
+                at,
+                terminate: false,
+            },
+        }
+    }
+}
+
 /// A message broker.
 ///
 /// Cancel safety: `publish`, `ack`, `requeue` and `defer` are idempotent or
@@ -155,6 +193,21 @@ pub trait Broker: Send + Sync + 'static {
     /// # Errors
     /// When the broker cannot be reached.
     async fn purge_dead_letters(&self) -> Result<u64>;
+
+    /// Record task ids as revoked for `ttl`, so every worker, including ones
+    /// started later, skips them. `terminate` also asks workers running one
+    /// to stop it.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()>;
+
+    /// Revocations recorded after `since` (Unix seconds): `(task id, when,
+    /// terminate)`. Workers poll this to stay in sync.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>>;
 
     /// Messages waiting in a queue (ready ones; delayed and reserved excluded).
     ///

@@ -11,16 +11,19 @@
 //!    Redis list (and, unchanged, in the SQLite and memory brokers).
 //! 3. [`ResultMeta`]: the `celery-task-meta-<id>` document.
 //! 4. [`time`]: ISO-8601 times as Celery writes and reads them.
-//! 5. [`DeadLetter`]: our record of a message set aside (not Celery's).
+//! 5. [`Event`]: worker and task events, as Flower reads them.
+//! 6. [`DeadLetter`]: our record of a message set aside (not Celery's).
 
 mod dead_letter;
 mod envelope;
+mod event;
 mod message;
 mod result;
 pub mod time;
 
 pub use dead_letter::DeadLetter;
 pub use envelope::{DeliveryInfo, Envelope, Properties};
+pub use event::Event;
 pub use message::{Embed, TaskHeaders, TaskMessage};
 pub use result::{ExceptionInfo, ResultMeta, TaskState};
 

@@ -35,6 +35,8 @@ pub(super) struct Shared {
     pub(super) executing: Semaphore,
     pub(super) shutdown: Shutdown,
     pub(super) rate_limits: super::rate_limit::RateLimits,
+    pub(super) state: Arc<super::state::WorkerState>,
+    pub(super) events: Arc<super::events::WorkerEvents>,
     /// Messages this worker holds: tag → must it be given back if aborted?
     held: Mutex<HashMap<String, bool>>,
 }
@@ -85,6 +87,8 @@ impl Consumer {
         options: WorkerOptions,
         stats: Arc<WorkerStats>,
         shutdown: Shutdown,
+        state: Arc<super::state::WorkerState>,
+        events: Arc<super::events::WorkerEvents>,
     ) -> Self {
         let executing = Semaphore::new(options.concurrency.max(1));
         let app_for_limits = app.clone();
@@ -96,9 +100,17 @@ impl Consumer {
                 executing,
                 shutdown,
                 rate_limits: rate_limits_of(&app_for_limits),
+                state,
+                events,
                 held: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The state handlers share (for remote control).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(super) fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
     pub(super) async fn run(self) {

@@ -1,28 +1,33 @@
 //! One message, from bytes to a stored result.
 //!
-//! 1. Decode the envelope and task message; a malformed one is rejected,
-//!    logged once, and the worker goes on.
-//! 2. Expired → REVOKED. ETA not due → deferred in the broker (never held in
-//!    memory or in a lease, so it cannot be redelivered while it waits).
-//! 3. Unknown task → FAILURE `NotRegistered`.
-//! 4. Wait for an execution slot (or give the message back on shutdown),
-//!    acknowledge now unless acks_late, run with time limits and lease
-//!    renewal, catch panics.
-//! 5. Store the outcome (SUCCESS, FAILURE, or RETRY and re-send), then
-//!    acknowledge if acks_late.
+//! 1. Decode; a malformed or oversized message becomes a dead letter, logged
+//!    once, and the worker goes on.
+//! 2. Admit: expired or revoked → REVOKED; ETA not due → deferred in the
+//!    broker (never held in memory or in a lease, so it cannot be
+//!    redelivered while it waits); unknown task or arguments that do not fit
+//!    → FAILURE and a dead letter.
+//! 3. Wait for the task's rate limit and an execution slot (or give the
+//!    message back on shutdown), acknowledge now unless acks_late, run
+//!    ([`super::execute`]).
+//! 4. Settle ([`super::settle`]): SUCCESS, FAILURE, or RETRY and re-send;
+//!    then acknowledge if acks_late.
+//!
+//! Task events go out at each step when enabled.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{json, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::consumer::Shared;
+use super::execute::execute;
+use super::settle::{dead_letter, failure_meta, refuse, retry, settle_ack, store};
 use crate::app::{ACKS_LATE_HEADER, MAX_RETRIES_HEADER};
-use crate::broker::{Delivery, OutgoingMessage};
-use crate::protocol::{time, Envelope, ResultMeta, TaskMessage, TaskState};
-use crate::task::{Context, Task, TaskCall, TaskError};
+use crate::broker::Delivery;
+use crate::protocol::{ResultMeta, TaskMessage, TaskState};
+use crate::task::{Context, TaskError};
 
 /// Retries a task may ask for when neither it nor the call sets a maximum
 /// (Celery's default).
@@ -38,7 +43,6 @@ pub(super) async fn handle(
 }
 
 async fn process(shared: &Shared, delivery: &Delivery) {
-    let broker = shared.app.broker();
     if delivery.payload.len() > shared.options.max_message_bytes {
         let reason = format!(
             "message of {} bytes is over the {}-byte limit",
@@ -55,31 +59,36 @@ async fn process(shared: &Shared, delivery: &Delivery) {
             return;
         }
     };
+    let id = message.headers.id.clone();
+    shared
+        .events
+        .task("task-received", &id, received_fields(&message))
+        .await;
+    if admit(shared, &message, delivery).await {
+        run(shared, &message, &envelope, delivery).await;
+    }
+    shared.state.release(&id);
+}
+
+/// Everything that can settle a message before it runs. True when it may run.
+async fn admit(shared: &Shared, message: &TaskMessage, delivery: &Delivery) -> bool {
     let headers = &message.headers;
     let now = Utc::now();
-    if headers.expires_time().is_some_and(|at| at <= now) {
-        tracing::info!(task = %headers.task, id = %headers.id, "task expired before it ran; revoked");
-        let meta = ResultMeta::new(
-            &headers.id,
-            TaskState::Revoked,
-            json!({
-                "exc_type": "TaskRevokedError", "exc_message": ["expired"], "exc_module": "celery.exceptions"
-            }),
-        );
-        store(shared, &message, meta).await;
-        settle_ack(shared, &delivery.tag).await;
-        return;
+    let expired = headers.expires_time().is_some_and(|at| at <= now);
+    if expired || shared.state.is_revoked(&headers.id) {
+        revoked(shared, message, delivery, expired, false).await;
+        return false;
     }
     if let Some(eta) = headers
         .eta_time()
         .filter(|eta| *eta > now + chrono::Duration::milliseconds(5))
     {
-        if let Err(err) = broker.defer(&delivery.tag, eta).await {
+        if let Err(err) = shared.app.broker().defer(&delivery.tag, eta).await {
             tracing::warn!(error = %err, "could not defer a task with an ETA; it returns after the visibility timeout");
         }
-        return;
+        return false;
     }
-    let Some(task) = shared.app.task(&headers.task).cloned() else {
+    if shared.app.task(&headers.task).is_none() {
         let error = TaskError::new(
             "NotRegistered",
             format!(
@@ -87,7 +96,57 @@ async fn process(shared: &Shared, delivery: &Delivery) {
                 headers.task, shared.options.hostname
             ),
         );
-        refuse(shared, &message, delivery, &error).await;
+        shared
+            .events
+            .task(
+                "task-rejected",
+                &headers.id,
+                vec![("requeue", false.into())],
+            )
+            .await;
+        refuse(shared, message, delivery, &error).await;
+        return false;
+    }
+    true
+}
+
+/// Mark a task REVOKED (expired, revoked, or terminated while running).
+async fn revoked(
+    shared: &Shared,
+    message: &TaskMessage,
+    delivery: &Delivery,
+    expired: bool,
+    terminated: bool,
+) {
+    let headers = &message.headers;
+    let why = if expired { "expired" } else { "revoked" };
+    tracing::info!(task = %headers.task, id = %headers.id, why, "not running the task");
+    let meta = ResultMeta::new(
+        &headers.id,
+        TaskState::Revoked,
+        json!({"exc_type": "TaskRevokedError", "exc_message": [why], "exc_module": "celery.exceptions"}),
+    );
+    store(shared, message, meta).await;
+    settle_ack(shared, &delivery.tag).await;
+    let fields = vec![
+        ("terminated", terminated.into()),
+        ("signum", Value::Null),
+        ("expired", expired.into()),
+    ];
+    shared
+        .events
+        .task("task-revoked", &headers.id, fields)
+        .await;
+}
+
+async fn run(
+    shared: &Shared,
+    message: &TaskMessage,
+    envelope: &crate::protocol::Envelope,
+    delivery: &Delivery,
+) {
+    let headers = &message.headers;
+    let Some(task) = shared.app.task(&headers.task).cloned() else {
         return;
     };
     // Decode the arguments before taking a slot: a call that can never run
@@ -103,7 +162,8 @@ async fn process(shared: &Shared, delivery: &Delivery) {
     let call = match task.call(ctx.clone(), message.args.clone(), message.kwargs.clone()) {
         Ok(call) => call,
         Err(error) => {
-            refuse(shared, &message, delivery, &error).await;
+            failed_event(shared, "task-failed", &headers.id, &error).await;
+            refuse(shared, message, delivery, &error).await;
             return;
         }
     };
@@ -114,66 +174,60 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         .and_then(Value::as_bool)
         .or(defaults.acks_late)
         .unwrap_or(shared.options.acks_late);
+    shared.state.hold(message, &delivery.queue, acks_late);
 
+    let broker = shared.app.broker();
     let mut shutdown = shared.shutdown.clone();
-    tokio::select! {
+    let slot = tokio::select! {
         biased;
-        _ = shared.rate_limits.acquire(&headers.task) => {}
-        _ = shutdown.requested() => {
-            if let Err(err) = broker.requeue(&delivery.tag).await {
-                tracing::warn!(error = %err, "could not give back an unstarted message");
-            }
-            return;
-        }
-    }
-    let _slot = tokio::select! {
-        biased;
-        slot = shared.executing.acquire() => match slot {
-            Ok(slot) => slot,
-            Err(_) => return,
-        },
-        _ = shutdown.requested() => {
-            // Not started: give it back for another worker.
-            if let Err(err) = broker.requeue(&delivery.tag).await {
-                tracing::warn!(error = %err, "could not give back an unstarted message");
-            }
-            return;
-        }
+        slot = async {
+            shared.rate_limits.acquire(&headers.task).await;
+            shared.executing.acquire().await
+        } => slot.ok(),
+        _ = shutdown.requested() => None,
     };
+    let Some(_slot) = slot else {
+        // Not started: give it back for another worker.
+        if let Err(err) = broker.requeue(&delivery.tag).await {
+            tracing::warn!(error = %err, "could not give back an unstarted message");
+        }
+        return;
+    };
+    if shared.state.is_revoked(&headers.id) {
+        revoked(shared, message, delivery, false, false).await;
+        return;
+    }
     if !acks_late {
         settle_ack(shared, &delivery.tag).await;
         shared.hold(&delivery.tag, false);
     }
     if shared.options.track_started {
-        let mut meta = ResultMeta::new(
+        let meta = ResultMeta::new(
             &headers.id,
             TaskState::Started,
-            json!({"hostname": shared.options.hostname}),
+            json!({"pid": std::process::id(), "hostname": shared.options.hostname}),
         );
-        meta.name = Some(headers.task.clone());
-        store(shared, &message, meta).await;
+        store(shared, message, meta).await;
     }
-
     shared
-        .stats
-        .active
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .events
+        .task("task-started", &headers.id, Vec::new())
+        .await;
+
+    shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
     let outcome = execute(
         shared,
         task.as_ref(),
-        &message,
+        message,
         delivery,
         acks_late,
         ctx,
         call,
     )
     .await;
-    shared
-        .stats
-        .active
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::debug!(task = %headers.task, id = %headers.id, runtime = ?started.elapsed(), ok = outcome.is_ok(), "task finished");
+    let runtime = started.elapsed().as_secs_f64();
+    shared.stats.active.fetch_sub(1, Ordering::Relaxed);
 
     let max_retries = headers
         .extra
@@ -185,12 +239,25 @@ async fn process(shared: &Shared, delivery: &Delivery) {
     let meta = match outcome {
         Ok(value) => {
             shared.stats.finished(&headers.task, true);
+            let fields = vec![("result", repr(&value).into()), ("runtime", runtime.into())];
+            shared
+                .events
+                .task("task-succeeded", &headers.id, fields)
+                .await;
             ResultMeta::new(&headers.id, TaskState::Success, value)
+        }
+        Err(_) if shared.state.is_revoked(&headers.id) => {
+            // Terminated by `revoke --terminate` while running.
+            revoked(shared, message, delivery, false, true).await;
+            return;
         }
         Err(err) if super::retry::wanted(&defaults, &err) && headers.retries < max_retries => {
             let countdown = super::retry::delay(&defaults, &err, headers.retries);
-            match retry(shared, &message, &envelope, delivery, &err, countdown).await {
-                Some(meta) => meta,
+            match retry(shared, message, envelope, delivery, &err, countdown).await {
+                Some(meta) => {
+                    failed_event(shared, "task-retried", &headers.id, &err).await;
+                    meta
+                }
                 None => {
                     // Not re-sent: keep the original. Given back now if we
                     // can, else redelivered after the visibility timeout.
@@ -204,209 +271,57 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         Err(err) => {
             shared.stats.finished(&headers.task, false);
             tracing::warn!(task = %headers.task, id = %headers.id, error = %err, "task failed");
+            failed_event(shared, "task-failed", &headers.id, &err).await;
             failure_meta(&headers.id, &headers.task, &err)
         }
     };
-    store(shared, &message, meta).await;
+    store(shared, message, meta).await;
     if acks_late {
         settle_ack(shared, &delivery.tag).await;
     }
 }
 
-/// Run the task with its limits; panics and time limits become errors.
-async fn execute(
-    shared: &Shared,
-    task: &dyn Task,
-    message: &TaskMessage,
-    delivery: &Delivery,
-    acks_late: bool,
-    ctx: Context,
-    call: TaskCall,
-) -> Result<Value, TaskError> {
-    let headers = &message.headers;
-    let defaults = task.options();
-    let hard = headers
-        .timelimit
-        .0
-        .or(defaults.time_limit)
-        .filter(|s| *s > 0.0);
-    let soft = headers
-        .timelimit
-        .1
-        .or(defaults.soft_time_limit)
-        .filter(|s| *s > 0.0);
-    let mut handle = match call {
-        TaskCall::Blocking(f) => tokio::task::spawn_blocking(f),
-        TaskCall::Async(fut) => tokio::spawn(fut),
-    };
-    // Keep the reservation alive while an acks_late task runs, so a task
-    // longer than the visibility timeout is not redelivered mid-run.
-    let keeper = acks_late.then(|| {
-        let broker = Arc::clone(shared.app.broker());
-        let tag = delivery.tag.clone();
-        let every = (broker.visibility_timeout() / 3).max(Duration::from_millis(50));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(err) = broker.extend(&tag).await {
-                    tracing::warn!(error = %err, "could not extend a task's lease");
-                }
-            }
-        })
-    });
-    let soft_timer = soft.map(|seconds| {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-            ctx.cancel();
-        })
-    });
-    let joined = match hard {
-        Some(seconds) => {
-            match tokio::time::timeout(Duration::from_secs_f64(seconds), &mut handle).await {
-                Ok(joined) => joined,
-                Err(_) => {
-                    // Async tasks stop at their next await; a sync task's thread
-                    // cannot be killed and runs on, its result discarded.
-                    handle.abort();
-                    Ok(Err(TaskError::new(
-                        "TimeLimitExceeded",
-                        format!("TimeLimitExceeded({seconds})"),
-                    )))
-                }
-            }
-        }
-        None => handle.await,
-    };
-    if let Some(k) = keeper {
-        k.abort();
-    }
-    if let Some(t) = soft_timer {
-        t.abort();
-    }
-    match joined {
-        Ok(result) => result,
-        Err(err) if err.is_panic() => {
-            let payload = err.into_panic();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "task panicked".to_owned());
-            Err(TaskError::new("Panic", message))
-        }
-        Err(_) => Err(TaskError::new("Cancelled", "the task was cancelled")),
-    }
+fn received_fields(message: &TaskMessage) -> Vec<(&'static str, Value)> {
+    let h = &message.headers;
+    vec![
+        ("name", h.task.clone().into()),
+        ("args", h.argsrepr.clone().unwrap_or_default().into()),
+        ("kwargs", h.kwargsrepr.clone().unwrap_or_default().into()),
+        ("root_id", h.root_id.clone().into()),
+        ("parent_id", h.parent_id.clone().into()),
+        ("retries", h.retries.into()),
+        ("eta", h.eta.clone().into()),
+        ("expires", h.expires.clone().into()),
+    ]
 }
 
-/// Re-send the task with one more retry and an ETA; returns the RETRY state,
-/// or `None` when the broker could not take the new message.
-async fn retry(
-    shared: &Shared,
-    message: &TaskMessage,
-    envelope: &Envelope,
-    delivery: &Delivery,
-    err: &TaskError,
-    countdown: Duration,
-) -> Option<ResultMeta> {
-    let headers = &message.headers;
-    let eta = Utc::now() + chrono::Duration::from_std(countdown).unwrap_or(chrono::TimeDelta::MAX);
-    let mut next = message.clone();
-    next.headers.retries += 1;
-    next.headers.eta = Some(time::format(eta));
-    let priority = envelope.properties.priority.unwrap_or(0);
-    let outgoing = OutgoingMessage {
-        queue: delivery.queue.clone(),
-        priority,
-        not_before: Some(eta),
-        payload: next.to_envelope(&delivery.queue, Some(priority)).to_vec(),
-    };
-    tracing::info!(task = %headers.task, id = %headers.id, retries = next.headers.retries, ?countdown, "retrying task");
-    if let Err(e) = shared.app.broker().publish(outgoing).await {
-        tracing::warn!(error = %e, "could not re-send a task for retry; keeping the original message");
-        return None;
-    }
-    let mut meta = failure_meta(&headers.id, &headers.task, err);
-    meta.status = TaskState::Retry;
-    Some(meta)
-}
-
-fn failure_meta(task_id: &str, task_name: &str, err: &TaskError) -> ResultMeta {
-    let traceback = format!(
-        "Traceback (most recent call last):\n  Rust task \"{task_name}\"\n{}{}: {}\n",
-        err.traceback.as_deref().unwrap_or(""),
-        err.exc_type,
-        err.exc_message
-    );
-    ResultMeta::failure(task_id, &err.exc_type, &err.exc_message, Some(traceback))
-}
-
-async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
-    let headers = &message.headers;
-    if headers.ignore_result && meta.status.is_ready() {
+async fn failed_event(shared: &Shared, kind: &str, task_id: &str, err: &TaskError) {
+    if !shared.events.task_events_enabled() {
         return;
     }
-    meta.name = Some(headers.task.clone());
-    meta.worker = Some(shared.options.hostname.clone());
-    meta.retries = Some(headers.retries);
-    meta.parent_id = headers.parent_id.clone();
-    let expires = shared.app.config().result_expires;
-    // A backend outage must not lose the result: retry with backoff.
-    let mut pause = Duration::from_millis(100);
-    for attempt in 0..8 {
-        match shared.app.backend().store(&meta, expires).await {
-            Ok(()) => return,
-            Err(err) if attempt < 7 => {
-                tracing::warn!(error = %err, retry_in = ?pause, "could not store a result");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, id = %headers.id, "giving up storing a result")
-            }
+    let fields = vec![
+        (
+            "exception",
+            format!("{}({:?})", err.exc_type, err.exc_message).into(),
+        ),
+        ("traceback", failure_meta(task_id, "", err).traceback.into()),
+    ];
+    shared.events.task(kind, task_id, fields).await;
+}
+
+/// A short repr of a result for events (Celery truncates too).
+fn repr(value: &Value) -> String {
+    let text = match value {
+        Value::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    };
+    if text.len() > 256 {
+        let mut cut = 256;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
         }
-    }
-}
-
-/// Move an unreadable message to the dead-letter store; log once.
-async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &str) {
-    shared
-        .stats
-        .dead_lettered
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::warn!(queue = %delivery.queue, %reason, "moving a message to the dead-letter store");
-    if let Err(err) = shared.app.broker().dead_letter(delivery, reason).await {
-        tracing::warn!(error = %err, "could not dead-letter a message; it returns after the visibility timeout");
-    }
-}
-
-/// A readable task that can never run here (unknown name, bad arguments):
-/// FAILURE for whoever waits on it, and the message to the dead letters.
-async fn refuse(shared: &Shared, message: &TaskMessage, delivery: &Delivery, error: &TaskError) {
-    let headers = &message.headers;
-    shared.stats.finished(&headers.task, false);
-    store(
-        shared,
-        message,
-        failure_meta(&headers.id, &headers.task, error),
-    )
-    .await;
-    dead_letter(shared, delivery, &error.to_string()).await;
-}
-
-async fn settle_ack(shared: &Shared, tag: &str) {
-    let mut pause = Duration::from_millis(100);
-    for attempt in 0..8 {
-        match shared.app.broker().ack(tag).await {
-            Ok(()) => return,
-            Err(err) if attempt < 7 => {
-                tracing::warn!(error = %err, retry_in = ?pause, "could not acknowledge a message");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "giving up acknowledging; the message will be redelivered")
-            }
-        }
+        format!("{}...", &text[..cut])
+    } else {
+        text
     }
 }

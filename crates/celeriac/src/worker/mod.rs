@@ -13,9 +13,15 @@
 //! on the runtime, so CPU-heavy work never stalls fetching.
 
 mod consumer;
+mod events;
+mod execute;
 mod executor;
 mod rate_limit;
+#[cfg(feature = "redis")]
+mod remote;
 mod retry;
+mod settle;
+mod state;
 
 pub use rate_limit::{parse_rate_limit, RateLimitError};
 
@@ -48,6 +54,12 @@ pub struct WorkerOptions {
     pub hostname: String,
     /// Messages larger than this are dead-lettered unread (default 10 MiB).
     pub max_message_bytes: usize,
+    /// Send task events from the start (Celery's `-E`); monitors can also
+    /// turn them on remotely.
+    pub send_events: bool,
+    /// How long revocations are remembered (Celery keeps them in memory
+    /// only; we keep them in the broker for this long).
+    pub revoke_ttl: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -65,6 +77,8 @@ impl Default for WorkerOptions {
             track_started: false,
             hostname: format!("celeriac@{host}"),
             max_message_bytes: 10 * 1024 * 1024,
+            send_events: false,
+            revoke_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -108,6 +122,34 @@ impl WorkerStats {
             .entry(name.to_owned())
             .or_default() += 1;
     }
+}
+
+/// Keep the worker's revoked set in step with the broker's record, so
+/// revocations made before this worker started, or sent to another worker,
+/// apply here too. Polls every second.
+fn spawn_revocation_sync(
+    app: &App,
+    state: &Arc<state::WorkerState>,
+    ttl: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let broker = Arc::clone(app.broker());
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let mut since = state::now() - ttl.as_secs_f64();
+        loop {
+            match broker.revoked_since(since).await {
+                Ok(revocations) => {
+                    for r in revocations {
+                        since = since.max(r.at);
+                        state.revoke(std::slice::from_ref(&r.task_id), r.terminate);
+                    }
+                    state.prune_revoked(ttl.as_secs_f64());
+                }
+                Err(err) => tracing::debug!(error = %err, "could not read revocations"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    })
 }
 
 /// A worker for the tasks registered in an [`App`].
@@ -160,9 +202,53 @@ impl Worker {
             tasks = ?app.task_names(),
             "worker ready"
         );
-        consumer::Consumer::new(app, options, stats, shutdown)
-            .run()
-            .await;
+        let state = Arc::new(state::WorkerState::default());
+        let events = Arc::new(events::WorkerEvents::new(
+            Arc::clone(app.events()),
+            &options.hostname,
+            options.send_events,
+        ));
+        // Our own trigger, so a remote `shutdown` stops us like a signal.
+        let (trigger, internal) = Shutdown::new();
+        let trigger = Arc::new(trigger);
+        let relay = {
+            let trigger = Arc::clone(&trigger);
+            let mut outer = shutdown;
+            tokio::spawn(async move {
+                outer.requested().await;
+                trigger.fire();
+            })
+        };
+        events.worker("worker-online", 0, 0).await;
+        let heartbeats = events.spawn_heartbeats(Arc::clone(&stats));
+        let revocations = spawn_revocation_sync(&app, &state, options.revoke_ttl);
+        let consumer = consumer::Consumer::new(
+            app.clone(),
+            options,
+            Arc::clone(&stats),
+            internal,
+            state,
+            Arc::clone(&events),
+        );
+        #[cfg(feature = "redis")]
+        let remote = app.control().cloned().map(|control| {
+            tokio::spawn(remote::serve(
+                control,
+                consumer.shared(),
+                Arc::clone(&trigger),
+                std::time::Instant::now(),
+            ))
+        });
+        consumer.run().await;
+        #[cfg(feature = "redis")]
+        if let Some(remote) = remote {
+            remote.abort();
+        }
+        heartbeats.abort();
+        revocations.abort();
+        relay.abort();
+        let processed = stats.processed.load(Ordering::Relaxed);
+        events.worker("worker-offline", 0, processed).await;
         Ok(())
     }
 }

@@ -38,7 +38,7 @@ pub(crate) fn delay(options: &TaskOptions, error: &TaskError, retries: u32) -> D
 
 /// Does this failure ask for a retry, explicitly or through `autoretry_for`?
 pub(crate) fn wanted(options: &TaskOptions, error: &TaskError) -> bool {
-    error.retry.is_some() || options.autoretry_for.iter().any(|t| *t == error.exc_type)
+    error.retry.is_some() || options.autoretry_for.contains(&error.exc_type)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{priority_step, Broker, Delivery, OutgoingMessage};
+use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
 use crate::protocol::DeadLetter;
 use crate::redis_support::{connect, Keys, SEP};
 use crate::{Error, Result};
@@ -350,6 +350,41 @@ impl Broker for RedisBroker {
             .await
             .map_err(redis_err("purging Redis dead letters"))?;
         Ok(count)
+    }
+
+    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
+        let now = now_secs();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrembyscore(self.keys.revoked(), "-inf", now - ttl.as_secs_f64())
+            .ignore();
+        for id in task_ids {
+            pipe.zadd(self.keys.revoked(), Revocation::member(id, terminate), now)
+                .ignore();
+        }
+        pipe.expire(self.keys.revoked(), ttl.as_secs().max(1) as i64)
+            .ignore();
+        let _: () = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("recording revocations in Redis"))?;
+        Ok(())
+    }
+
+    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>> {
+        let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(self.keys.revoked())
+            .arg(format!("({since}"))
+            .arg("+inf")
+            .arg("BYSCORE")
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("reading Redis revocations"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(member, at)| Revocation::from_member(&member, at))
+            .collect())
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {

@@ -1,0 +1,130 @@
+//! Settling a task: storing its outcome, re-sending it for a retry,
+//! acknowledging, or setting it aside as a dead letter. Backend and broker
+//! outages are retried with backoff here so that a result is not lost to a
+//! brief Redis restart.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::consumer::Shared;
+use crate::broker::{Delivery, OutgoingMessage};
+use crate::protocol::{time, Envelope, ResultMeta, TaskMessage, TaskState};
+use crate::task::TaskError;
+
+/// Re-send the task with one more retry and an ETA; returns the RETRY state,
+/// or `None` when the broker could not take the new message.
+pub(super) async fn retry(
+    shared: &Shared,
+    message: &TaskMessage,
+    envelope: &Envelope,
+    delivery: &Delivery,
+    err: &TaskError,
+    countdown: Duration,
+) -> Option<ResultMeta> {
+    let headers = &message.headers;
+    let eta = Utc::now() + chrono::Duration::from_std(countdown).unwrap_or(chrono::TimeDelta::MAX);
+    let mut next = message.clone();
+    next.headers.retries += 1;
+    next.headers.eta = Some(time::format(eta));
+    let priority = envelope.properties.priority.unwrap_or(0);
+    let outgoing = OutgoingMessage {
+        queue: delivery.queue.clone(),
+        priority,
+        not_before: Some(eta),
+        payload: next.to_envelope(&delivery.queue, Some(priority)).to_vec(),
+    };
+    tracing::info!(task = %headers.task, id = %headers.id, retries = next.headers.retries, ?countdown, "retrying task");
+    if let Err(e) = shared.app.broker().publish(outgoing).await {
+        tracing::warn!(error = %e, "could not re-send a task for retry; keeping the original message");
+        return None;
+    }
+    let mut meta = failure_meta(&headers.id, &headers.task, err);
+    meta.status = TaskState::Retry;
+    Some(meta)
+}
+
+pub(super) fn failure_meta(task_id: &str, task_name: &str, err: &TaskError) -> ResultMeta {
+    let traceback = format!(
+        "Traceback (most recent call last):\n  Rust task \"{task_name}\"\n{}{}: {}\n",
+        err.traceback.as_deref().unwrap_or(""),
+        err.exc_type,
+        err.exc_message
+    );
+    ResultMeta::failure(task_id, &err.exc_type, &err.exc_message, Some(traceback))
+}
+
+pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
+    let headers = &message.headers;
+    if headers.ignore_result && meta.status.is_ready() {
+        return;
+    }
+    meta.name = Some(headers.task.clone());
+    meta.worker = Some(shared.options.hostname.clone());
+    meta.retries = Some(headers.retries);
+    meta.parent_id = headers.parent_id.clone();
+    let expires = shared.app.config().result_expires;
+    // A backend outage must not lose the result: retry with backoff.
+    let mut pause = Duration::from_millis(100);
+    for attempt in 0..8 {
+        match shared.app.backend().store(&meta, expires).await {
+            Ok(()) => return,
+            Err(err) if attempt < 7 => {
+                tracing::warn!(error = %err, retry_in = ?pause, "could not store a result");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, id = %headers.id, "giving up storing a result")
+            }
+        }
+    }
+}
+
+/// Move an unreadable message to the dead-letter store; log once.
+pub(super) async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &str) {
+    shared
+        .stats
+        .dead_lettered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(queue = %delivery.queue, %reason, "moving a message to the dead-letter store");
+    if let Err(err) = shared.app.broker().dead_letter(delivery, reason).await {
+        tracing::warn!(error = %err, "could not dead-letter a message; it returns after the visibility timeout");
+    }
+}
+
+/// A readable task that can never run here (unknown name, bad arguments):
+/// FAILURE for whoever waits on it, and the message to the dead letters.
+pub(super) async fn refuse(
+    shared: &Shared,
+    message: &TaskMessage,
+    delivery: &Delivery,
+    error: &TaskError,
+) {
+    let headers = &message.headers;
+    shared.stats.finished(&headers.task, false);
+    store(
+        shared,
+        message,
+        failure_meta(&headers.id, &headers.task, error),
+    )
+    .await;
+    dead_letter(shared, delivery, &error.to_string()).await;
+}
+
+pub(super) async fn settle_ack(shared: &Shared, tag: &str) {
+    let mut pause = Duration::from_millis(100);
+    for attempt in 0..8 {
+        match shared.app.broker().ack(tag).await {
+            Ok(()) => return,
+            Err(err) if attempt < 7 => {
+                tracing::warn!(error = %err, retry_in = ?pause, "could not acknowledge a message");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "giving up acknowledging; the message will be redelivered")
+            }
+        }
+    }
+}
