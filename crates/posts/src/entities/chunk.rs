@@ -158,10 +158,17 @@ impl Scratch {
             match t.shape {
                 Shape::Upper => upper += 1,
                 Shape::Cap => {}
-                Shape::Lower if TITLE_FUNCTION_WORDS.contains(&self.core(i)) => continue,
-                _ => all_capish = false,
+                _ => {
+                    if all_capish
+                        && !(t.shape == Shape::Lower
+                            && TITLE_FUNCTION_WORDS.contains(&self.core(i)))
+                    {
+                        all_capish = false;
+                    }
+                    continue;
+                }
             }
-            if words > 1 {
+            if all_capish && words > 1 {
                 later += 1;
                 let w = self.core(i);
                 if lex.is_common(w) && !lex.first_names.contains(w) {
@@ -188,8 +195,8 @@ impl Scratch {
         while i < n {
             if self.phrase_tok(i)
                 && self.toks[i].kind != TokKind::Amp
-                && (lex.phrase_first.contains(self.low(i))
-                    || lex.phrase_first.contains(self.core(i)))
+                && (lex.phrase_first.contains(self.core(i))
+                    || (self.toks[i].possessive && lex.phrase_first.contains(self.low(i))))
             {
                 if let Some(m) = self.longest_match(lex, i) {
                     if self.accept(lex, &m) {
@@ -298,7 +305,7 @@ impl Scratch {
 
     fn role_of(&self, lex: &Lexicon, i: usize) -> Role {
         let t = &self.toks[i];
-        if t.kind != TokKind::Word {
+        if t.kind != TokKind::Word || matches!(t.shape, Shape::Lower | Shape::Other) {
             return Role::Other;
         }
         let w = self.core(i);
@@ -468,17 +475,17 @@ impl Scratch {
         if !right_cap {
             return false;
         }
-        let gap: Vec<usize> = (b + 1..s).collect();
         let cue = |w: &str| {
             lex.org_suffix.contains(w)
                 || lex.loc_suffix.contains(w)
                 || lex.org_prefix.contains(w)
                 || lex.royal.contains(w)
         };
-        match gap.as_slice() {
-            [g] => {
-                let t = &self.toks[*g];
-                let w = self.core(*g);
+        match s - b - 1 {
+            1 => {
+                let g = b + 1;
+                let t = &self.toks[g];
+                let w = self.core(g);
                 match t.kind {
                     TokKind::Amp => matches!(left.shape, Shape::Cap | Shape::Upper),
                     TokKind::Word if t.shape == Shape::Lower => {
@@ -489,11 +496,12 @@ impl Scratch {
                     _ => false,
                 }
             }
-            [g1, g2] => {
-                self.toks[*g1].shape == Shape::Lower
-                    && self.core(*g1) == "of"
-                    && self.toks[*g2].shape == Shape::Lower
-                    && self.core(*g2) == "the"
+            2 => {
+                let (g1, g2) = (b + 1, b + 2);
+                self.toks[g1].shape == Shape::Lower
+                    && self.core(g1) == "of"
+                    && self.toks[g2].shape == Shape::Lower
+                    && self.core(g2) == "the"
                     && cue(self.bare(b))
             }
             _ => false,

@@ -308,10 +308,14 @@ impl Lexicon {
         let b = w.as_bytes();
         let check = |stem: &str| stem.len() >= 2 && self.common.contains(stem);
         let with = |stem: &str, tail: &str| {
-            let mut s = String::with_capacity(stem.len() + tail.len());
-            s.push_str(stem);
-            s.push_str(tail);
-            self.common.contains(s.as_str())
+            let mut buf = [0u8; 40];
+            let n = stem.len() + tail.len();
+            if n > buf.len() {
+                return false;
+            }
+            buf[..stem.len()].copy_from_slice(stem.as_bytes());
+            buf[stem.len()..n].copy_from_slice(tail.as_bytes());
+            std::str::from_utf8(&buf[..n]).is_ok_and(|s| self.common.contains(s))
         };
         // A doubled final consonant before -ed/-ing/-er/-est ("stopped").
         let undouble = |stem: &str| {
