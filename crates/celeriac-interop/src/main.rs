@@ -31,6 +31,12 @@ struct Args {
     /// Node name.
     #[arg(long, default_value = "celeriac@interop")]
     hostname: String,
+    /// Dead-letter messages larger than this many bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    max_message_bytes: usize,
+    /// Seconds running tasks get to finish on SIGTERM.
+    #[arg(long, default_value_t = 30.0)]
+    shutdown_timeout: f64,
     /// Send task events from the start (Celery's -E).
     #[arg(short = 'E', long)]
     events: bool,
@@ -88,6 +94,14 @@ async fn mark(set_key: String, id: Value) -> Result<Value, TaskError> {
         .await
         .map_err(retry_on_outage)?;
     Ok(id)
+}
+
+/// Sleep `seconds`, then mark like `tasks.mark`: a long task whose
+/// executions can be counted.
+#[task(name = "tasks.slow_mark", max_retries = 100)]
+async fn slow_mark(set_key: String, id: Value, seconds: f64) -> Result<Value, TaskError> {
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    mark::run(set_key, id).await
 }
 
 /// `RPUSH key value`: records execution order.
@@ -176,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         .task(fail)
         .task(sleep)
         .task(mark)
+        .task(slow_mark)
         .task(record)
         .task(EchoKwargs)
         .build()
@@ -187,6 +202,8 @@ async fn main() -> anyhow::Result<()> {
         acks_late: args.acks_late,
         hostname: args.hostname,
         send_events: args.events,
+        max_message_bytes: args.max_message_bytes,
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
         ..WorkerOptions::default()
     };
     Worker::new(app, options)

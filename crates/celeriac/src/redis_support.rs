@@ -84,6 +84,21 @@ impl Keys {
         format!("{}celeriac.delayed", self.prefix)
     }
 
+    /// The set of every consumer that holds or held reservations.
+    pub(crate) fn consumers(&self) -> String {
+        format!("{}celeriac.consumers", self.prefix)
+    }
+
+    /// The tags a consumer holds (so they can be restored when it dies).
+    pub(crate) fn held(&self, consumer: &str) -> String {
+        format!("{}celeriac.held.{consumer}", self.prefix)
+    }
+
+    /// A consumer's liveness key, refreshed while it runs.
+    pub(crate) fn alive(&self, consumer: &str) -> String {
+        format!("{}celeriac.alive.{consumer}", self.prefix)
+    }
+
     /// Our sorted set of revoked task ids (score = when revoked).
     pub(crate) fn revoked(&self) -> String {
         format!("{}celeriac.revoked", self.prefix)

@@ -17,6 +17,12 @@
 //!    timeout every few seconds, as kombu's `restore_visible` does, and
 //!    skips while a kombu worker holds `unacked_mutex`. `extend` renews a
 //!    lease by bumping its `unacked_index` score, which kombu respects too.
+//! 6. Liveness: each consuming process records the tags it holds in
+//!    `celeriac.held.<id>` and refreshes `celeriac.alive.<id>` (10 s TTL)
+//!    every 2 s. The restore task gives back at once everything held by a
+//!    consumer whose liveness key expired, so a killed worker's tasks run
+//!    again within seconds instead of after the visibility timeout (which
+//!    can then stay long enough for any task).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +44,10 @@ const STEPS: [u8; 4] = [0, 3, 6, 9];
 const RESTORE_EVERY: Duration = Duration::from_secs(5);
 /// Most acks folded into one pipeline.
 const ACK_BATCH: usize = 1024;
+/// A consumer is dead once its liveness key is this old.
+const ALIVE_TTL: Duration = Duration::from_secs(10);
+/// How often a consumer refreshes its liveness key.
+const ALIVE_EVERY: Duration = Duration::from_secs(2);
 
 type AckRequest = (String, oneshot::Sender<Result<()>>);
 
@@ -49,6 +59,8 @@ pub struct RedisBroker {
     scripts: Arc<Scripts>,
     acks: mpsc::UnboundedSender<AckRequest>,
     restorer: tokio::task::JoinHandle<()>,
+    consumer: String,
+    liveness: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
 }
 
 struct Scripts {
@@ -60,6 +72,9 @@ struct Scripts {
 impl Drop for RedisBroker {
     fn drop(&mut self) {
         self.restorer.abort();
+        if let Some(liveness) = self.liveness.get() {
+            liveness.abort();
+        }
     }
 }
 
@@ -89,13 +104,20 @@ impl RedisBroker {
             settle: Script::new(include_str!("settle.lua")),
             restore: Script::new(include_str!("restore.lua")),
         });
+        let consumer = uuid::Uuid::new_v4().simple().to_string();
         let (acks, ack_rx) = mpsc::unbounded_channel();
-        tokio::spawn(ack_loop(conn.clone(), keys.clone(), ack_rx));
+        tokio::spawn(ack_loop(
+            conn.clone(),
+            keys.clone(),
+            keys.held(&consumer),
+            ack_rx,
+        ));
         let restorer = tokio::spawn(restore_loop(
             conn.clone(),
             keys.clone(),
             Arc::clone(&scripts),
             visibility_timeout,
+            consumer.clone(),
         ));
         Ok(RedisBroker {
             conn,
@@ -104,7 +126,31 @@ impl RedisBroker {
             scripts,
             acks,
             restorer,
+            consumer,
+            liveness: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Announce this consumer alive before its first reservation, then keep
+    /// the liveness key fresh in the background.
+    async fn start_liveness(&self) -> Result<()> {
+        if self.liveness.get().is_some() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        announce(&mut conn, &self.keys, &self.consumer)
+            .await
+            .map_err(redis_err("announcing a consumer in Redis"))?;
+        let (keys, consumer) = (self.keys.clone(), self.consumer.clone());
+        let _ = self.liveness.set(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ALIVE_EVERY).await;
+                if let Err(e) = announce(&mut conn, &keys, &consumer).await {
+                    tracing::debug!(error = %e, "could not refresh consumer liveness");
+                }
+            }
+        }));
+        Ok(())
     }
 
     fn list_for(&self, message: &OutgoingMessage) -> String {
@@ -200,6 +246,8 @@ impl Broker for RedisBroker {
                 list_queue.push(queue.as_str());
             }
         }
+        self.start_liveness().await?;
+        let held = self.keys.held(&self.consumer);
         let deadline = tokio::time::Instant::now() + wait;
         let mut nap = Duration::from_millis(1);
         let mut conn = self.conn.clone();
@@ -207,7 +255,8 @@ impl Broker for RedisBroker {
             let mut call = self.scripts.reserve.prepare_invoke();
             call.key(self.keys.unacked())
                 .key(self.keys.unacked_index())
-                .key(self.keys.delayed());
+                .key(self.keys.delayed())
+                .key(&held);
             for list in &lists {
                 call.key(list);
             }
@@ -431,10 +480,30 @@ fn parse_reserved(reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<Vec<D
     Ok(out)
 }
 
-/// Fold concurrent acks into one `HDEL` + `ZREM` pipeline.
+async fn announce(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    consumer: &str,
+) -> redis::RedisResult<()> {
+    redis::pipe()
+        .set_options(
+            keys.alive(consumer),
+            1,
+            redis::SetOptions::default()
+                .with_expiration(redis::SetExpiry::PX(ALIVE_TTL.as_millis() as u64)),
+        )
+        .ignore()
+        .sadd(keys.consumers(), consumer)
+        .ignore()
+        .query_async(conn)
+        .await
+}
+
+/// Fold concurrent acks into one `HDEL` + `ZREM` + `SREM` pipeline.
 async fn ack_loop(
     conn: ConnectionManager,
     keys: Keys,
+    held: String,
     mut rx: mpsc::UnboundedReceiver<AckRequest>,
 ) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
@@ -444,6 +513,8 @@ async fn ack_loop(
         pipe.hdel(keys.unacked(), &tags)
             .ignore()
             .zrem(keys.unacked_index(), &tags)
+            .ignore()
+            .srem(&held, &tags)
             .ignore();
         let outcome: redis::RedisResult<()> = pipe.query_async(&mut conn.clone()).await;
         for (_, reply) in batch.drain(..) {
@@ -463,6 +534,7 @@ async fn restore_loop(
     keys: Keys,
     scripts: Arc<Scripts>,
     visibility_timeout: Duration,
+    me: String,
 ) {
     let every = RESTORE_EVERY
         .min(visibility_timeout / 2)
@@ -499,5 +571,57 @@ async fn restore_loop(
                 tracing::warn!(error = %e, "could not restore a message");
             }
         }
+        if let Err(e) = restore_dead_consumers(&mut conn, &keys, &scripts, &me).await {
+            tracing::debug!(error = %e, "dead-consumer sweep skipped");
+        }
     }
+}
+
+/// Give back everything held by consumers whose liveness key expired.
+async fn restore_dead_consumers(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    scripts: &Scripts,
+    me: &str,
+) -> Result<()> {
+    let consumers: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys.consumers())
+        .query_async(conn)
+        .await
+        .map_err(redis_err("listing consumers"))?;
+    for consumer in consumers.iter().filter(|c| c.as_str() != me) {
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(keys.alive(consumer))
+            .query_async(conn)
+            .await
+            .map_err(redis_err("checking a consumer"))?;
+        if alive {
+            continue;
+        }
+        let held: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys.held(consumer))
+            .query_async(conn)
+            .await
+            .map_err(redis_err("listing a dead consumer's messages"))?;
+        if !held.is_empty() {
+            tracing::info!(
+                count = held.len(),
+                consumer,
+                "restoring the messages of a dead worker"
+            );
+        }
+        for tag in &held {
+            // Atomic per tag: a tag already acked or restored is skipped.
+            settle(conn, keys, scripts, tag, "front", 0.0).await?;
+        }
+        let _: () = redis::pipe()
+            .del(keys.held(consumer))
+            .ignore()
+            .srem(keys.consumers(), consumer)
+            .ignore()
+            .query_async(conn)
+            .await
+            .map_err(redis_err("forgetting a dead consumer"))?;
+    }
+    Ok(())
 }

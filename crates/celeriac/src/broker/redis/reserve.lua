@@ -1,11 +1,12 @@
 -- Atomically move up to ARGV[2] messages from the queue lists to `unacked`.
 --
 -- KEYS[1] unacked (hash), KEYS[2] unacked_index (zset), KEYS[3] delayed
--- (zset), KEYS[4..] the queue lists, highest priority first.
+-- (zset), KEYS[4] this consumer's held set, KEYS[5..] the queue lists,
+-- highest priority first.
 -- ARGV[1] now (unix seconds), ARGV[2] max, ARGV[3] key prefix,
 -- ARGV[4] separator.
 --
--- Returns a flat array: tag, payload, list-index (1-based into KEYS[4..]),
+-- Returns a flat array: tag, payload, list-index (1-based into KEYS[5..]),
 -- redelivered (0/1), repeated; and as the last element the number of due
 -- delayed messages moved to their lists.
 --
@@ -31,7 +32,7 @@ end
 -- 2. Reserve.
 local out = {}
 local taken = 0
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   while taken < max do
     local item = redis.call('RPOP', KEYS[i])
     if not item then break end
@@ -56,9 +57,10 @@ for i = 4, #KEYS do
         '[' .. item .. ',' .. cjson.encode(exchange) .. ',' .. cjson.encode(routing_key) .. ']')
     end
     redis.call('ZADD', KEYS[2], now, tag)
+    redis.call('SADD', KEYS[4], tag)
     out[#out + 1] = tag
     out[#out + 1] = item
-    out[#out + 1] = i - 3
+    out[#out + 1] = i - 4
     out[#out + 1] = redelivered
     taken = taken + 1
   end
