@@ -31,6 +31,7 @@ pub mod eval;
 mod lexicon;
 mod token;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
@@ -117,7 +118,8 @@ impl EntitySpan {
 /// A named entity found in a text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entity {
-    /// The entity as written, e.g. "New York City".
+    /// The entity as written, its words joined with single spaces, e.g.
+    /// "New York City".
     pub text: String,
     /// The entity type.
     #[serde(rename = "type")]
@@ -192,7 +194,7 @@ impl Extractor {
         self.spans(text)
             .into_iter()
             .map(|s| Entity {
-                text: s.text(text).to_string(),
+                text: joined(s.text(text)).into_owned(),
                 kind: s.kind,
                 start: s.start,
                 end: s.end,
@@ -203,12 +205,24 @@ impl Extractor {
     /// The distinct entity names of `text`, in order of first appearance.
     pub fn distinct(&self, text: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for name in self.spans(text).iter().map(|s| s.text(text)) {
-            if !out.iter().any(|n| n == name) {
-                out.push(name.to_string());
+        for name in self.spans(text).iter().map(|s| joined(s.text(text))) {
+            if !out.iter().any(|n| *n == name) {
+                out.push(name.into_owned());
             }
         }
         out
+    }
+}
+
+/// `s` with every run of whitespace replaced by one space (names split
+/// over several spaces or a tab are joined like NLTK's output).
+fn joined(s: &str) -> Cow<'_, str> {
+    let single =
+        s.split(' ').all(|w| !w.is_empty()) && !s.contains(|c: char| c != ' ' && c.is_whitespace());
+    if single {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 }
 
@@ -218,7 +232,8 @@ pub fn extract(text: &str) -> Vec<Entity> {
 }
 
 /// The entity names of `text` as slices of it, in text order (repeats
-/// included).
+/// included). Unlike [`extract`], a name written with several spaces
+/// between its words keeps them.
 pub fn entity_names(text: &str) -> impl Iterator<Item = &str> + '_ {
     Extractor::new()
         .spans(text)

@@ -169,6 +169,18 @@ fn distinct_names_in_order() {
 }
 
 #[test]
+fn names_are_joined_with_single_spaces() {
+    check(
+        "We drove to New  York City\tyesterday.",
+        &[("New York City", L)],
+    );
+    assert_eq!(
+        distinct_entities("Visit Lake  Tahoe"),
+        vec!["Lake Tahoe".to_string()]
+    );
+}
+
+#[test]
 fn spans_point_into_the_text() {
     let text = "Viktor Orbán met Kylian Mbappé in Paris 😭";
     for s in Extractor::new().spans(text) {
