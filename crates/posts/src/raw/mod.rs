@@ -334,8 +334,12 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<ContentItem>, RawError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let item = crate::models::from_json::<ContentItem>(line)
-            .map_err(|e| RawError::new(path, Some(i as u64 + 1), e))?;
+        // Fast path; on failure, parse again to report the JSON path.
+        let item = match serde_json::from_slice::<ContentItem>(line) {
+            Ok(item) => item,
+            Err(_) => crate::models::from_json::<ContentItem>(line)
+                .map_err(|e| RawError::new(path, Some(i as u64 + 1), e))?,
+        };
         items.push(item);
     }
     Ok(items)

@@ -4,8 +4,8 @@
 //! 1. [`SeedOptions`]: every flag of `celeriac seed`, with the defaults of
 //!    the original (500 users, 1 session per day, 10 items per session,
 //!    activity `1:1`, platforms `auto`).
-//! 2. [`seed`]: load and check the input, plan the feeds ([`pool`]), write
-//!    the rows ([`writer`]). Deterministic: the same options, input and `now`
+//! 2. [`seed`]: load and check the input, plan the feeds (`pool.rs`), write
+//!    the rows (`writer.rs`). Deterministic: the same options, input and `now`
 //!    give a byte-identical database file.
 //! 3. [`ensure_demo_database`]: generate, preprocess and seed a database when
 //!    there is none (for `celeriac demo`).
@@ -14,7 +14,7 @@
 //! Users get a platform (shares follow `--platform-distribution`; `auto` = in
 //! proportion to each platform's items, so every platform's feeds span about
 //! the same time) and an activity level `a` (drawn from
-//! `--activity-distribution`). See [`pool`] for how sessions and timestamps
+//! `--activity-distribution`). See `pool.rs` for how sessions and timestamps
 //! are made. **User count tolerance:** the database holds at most `n_users`
 //! distinct users, exactly `n_users` when every user is accepted at least
 //! once — always so with a single activity level and at least `n_users`
@@ -27,6 +27,7 @@
 //! items in file order, by one user whose id is `sha256("test_user" + salt)`;
 //! items keep their timestamps; the session time is the platform's newest item.
 
+mod batch;
 mod distribution;
 mod pool;
 mod writer;
@@ -228,13 +229,37 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
     if !missing.is_empty() {
         return Err(SeedError::MissingInput(missing));
     }
-    let mut items: Vec<(Platform, Vec<ContentItem>)> = Vec::new();
-    for p in &used {
-        let mut v = raw::read_jsonl(&opts.data_dir.join(raw::normalized_file(*p)))?;
-        if opts.user_pool {
-            v.sort_by_key(|i| i.created_at); // stable: threads keep their order on ties
-        }
-        items.push((*p, v));
+    // One reader thread per file; results keep the platform order.
+    let loaded: Vec<Result<Vec<ContentItem>, RawError>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = used
+            .iter()
+            .map(|p| {
+                let path = opts.data_dir.join(raw::normalized_file(*p));
+                scope.spawn(move || {
+                    let mut v = raw::read_jsonl(&path)?;
+                    if opts.user_pool {
+                        v.sort_by_key(|i| i.created_at); // stable: threads keep their order on ties
+                    }
+                    Ok(v)
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RawError::new(
+                        &opts.data_dir,
+                        None,
+                        "a reader thread panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut items: Vec<(Platform, Vec<ContentItem>)> = Vec::with_capacity(used.len());
+    for (p, v) in used.iter().zip(loaded) {
+        items.push((*p, v?));
     }
     let total: usize = items.iter().map(|i| i.1.len()).sum();
 
@@ -287,50 +312,36 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
         }
     }
 
-    // 3. Write.
+    // 3. Write: this thread serializes rows into batches while a second
+    //    one inserts them (the two halves cost about the same).
     let test_user = test_user_id(&opts.salt);
     let write_started = Instant::now();
-    let (inserted, updated) = writer::load(
-        &opts.db_path,
-        opts.if_exists,
-        total as u64,
-        opts.progress,
-        |sink| {
-            let mut blob: Vec<u8> = Vec::with_capacity(2048);
-            for (k, (platform, v)) in items.iter_mut().enumerate() {
-                let pname = platform.as_str();
-                if opts.user_pool {
-                    let mut last_session = (i64::MIN, String::new());
-                    for r in &plans[k] {
-                        let item = &mut v[r.item];
-                        if r.session_ts != last_session.0 {
-                            last_session = (r.session_ts, format_db(&from_secs(r.session_ts)));
-                        }
-                        item.created_at = from_secs(r.created_at);
-                        put(
-                            sink,
-                            &mut blob,
-                            item,
-                            pname,
-                            &last_session.1,
-                            &users[r.user].user_id,
-                        )?;
-                    }
-                } else {
-                    let session = v
-                        .iter()
-                        .map(|i| i.created_at)
-                        .max()
-                        .map(|t| format_db(&t))
-                        .unwrap_or_default();
-                    for item in v.iter() {
-                        put(sink, &mut blob, item, pname, &session, &test_user)?;
-                    }
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let feed = Feed {
+        items: &mut items,
+        plans: &plans,
+        users: &users,
+        test_user: &test_user,
+        user_pool: opts.user_pool,
+    };
+    let (inserted, updated) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<batch::RowBatch>(4);
+        let (path, mode, progress) = (&opts.db_path, opts.if_exists, opts.progress);
+        let writer = scope.spawn(move || writer::load(path, mode, total as u64, progress, rx));
+        let produced = feed.produce(&tx);
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(SeedError::InvalidOption(
+                "the database writer thread panicked".into(),
+            ))
+        });
+        // A writer error comes first: it is why the producer may have stopped.
+        let counts = written?;
+        produced.map_err(|e| SeedError::Db {
+            path: opts.db_path.clone(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        })?;
+        Ok::<_, SeedError>(counts)
+    })?;
     let write_time = write_started.elapsed();
     let users_with_sessions = if opts.user_pool {
         users.iter().filter(|u| u.sessions > 0).count()
@@ -353,30 +364,88 @@ fn from_secs(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
-fn put(
-    sink: &mut dyn FnMut(&writer::DbRow<'_>) -> rusqlite::Result<()>,
-    blob: &mut Vec<u8>,
+/// Everything the serializing thread needs to produce the rows.
+struct Feed<'a> {
+    items: &'a mut [(Platform, Vec<ContentItem>)],
+    plans: &'a [Vec<pool::PlannedRow>],
+    users: &'a [PoolUser],
+    test_user: &'a str,
+    user_pool: bool,
+}
+
+impl Feed<'_> {
+    /// Serializes every row, in order, into batches sent to `tx`. Stops
+    /// quietly when the receiver is gone (the writer failed and says why).
+    fn produce(
+        self,
+        tx: &std::sync::mpsc::SyncSender<batch::RowBatch>,
+    ) -> Result<(), serde_json::Error> {
+        let mut out = batch::RowBatch::with_capacity(batch::BATCH_ROWS);
+        let send = |out: &mut batch::RowBatch, force: bool| -> bool {
+            if out.len() < batch::BATCH_ROWS && !(force && out.len() > 0) {
+                return true;
+            }
+            let full = std::mem::replace(out, batch::RowBatch::with_capacity(batch::BATCH_ROWS));
+            tx.send(full).is_ok()
+        };
+        for (k, (platform, v)) in self.items.iter_mut().enumerate() {
+            let pname = platform.as_str();
+            if self.user_pool {
+                let mut session = (i64::MIN, String::new());
+                for r in &self.plans[k] {
+                    let item = &mut v[r.item];
+                    if r.session_ts != session.0 {
+                        session = (r.session_ts, format_db(&from_secs(r.session_ts)));
+                    }
+                    item.created_at = from_secs(r.created_at);
+                    push(
+                        &mut out,
+                        item,
+                        pname,
+                        &session.1,
+                        &self.users[r.user].user_id,
+                    )?;
+                    if !send(&mut out, false) {
+                        return Ok(());
+                    }
+                }
+            } else {
+                let session = v
+                    .iter()
+                    .map(|i| i.created_at)
+                    .max()
+                    .map(|t| format_db(&t))
+                    .unwrap_or_default();
+                for item in v.iter() {
+                    push(&mut out, item, pname, &session, self.test_user)?;
+                    if !send(&mut out, false) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        send(&mut out, true);
+        Ok(())
+    }
+}
+
+fn push(
+    out: &mut batch::RowBatch,
     item: &ContentItem,
-    platform: &str,
+    platform: &'static str,
     session_ts: &str,
     user: &str,
-) -> rusqlite::Result<()> {
-    blob.clear();
-    serde_json::to_writer(&mut *blob, item)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    // serde_json writes valid UTF-8.
-    let blob_str = std::str::from_utf8(blob).map_err(rusqlite::Error::Utf8Error)?;
-    let created = format_db(&item.created_at);
-    sink(&writer::DbRow {
-        post_id: &item.id,
-        session_timestamp: session_ts,
-        session_user_id: user,
+) -> Result<(), serde_json::Error> {
+    out.push(
+        &item.id,
+        session_ts,
+        user,
+        &item.author_name_hash,
+        &format_db(&item.created_at),
         platform,
-        kind: item.kind.as_str(),
-        author_name_hash: &item.author_name_hash,
-        created_at: &created,
-        post_blob: blob_str,
-    })
+        item.kind.as_str(),
+        |buf| serde_json::to_writer(buf, item),
+    )
 }
 
 /// The seed `celeriac demo` uses for its sample data and user pool.

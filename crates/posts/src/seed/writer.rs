@@ -12,28 +12,15 @@
 //!    schema is not changed, so databases from the Python seeder, which may
 //!    hold duplicates, still work.
 
+use super::batch::{DbRow, RowBatch};
 use super::{IfExists, SeedError};
 use crate::db;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rusqlite::{params, Connection};
 use std::path::Path;
 
-/// One row, borrowed from the caller's buffers.
-pub(crate) struct DbRow<'a> {
-    pub(crate) post_id: &'a str,
-    pub(crate) session_timestamp: &'a str,
-    pub(crate) session_user_id: &'a str,
-    pub(crate) platform: &'a str,
-    pub(crate) kind: &'a str,
-    pub(crate) author_name_hash: &'a str,
-    pub(crate) created_at: &'a str,
-    pub(crate) post_blob: &'a str,
-}
-
 /// Rows inserted and rows updated.
 pub(crate) type Counts = (u64, u64);
-
-type Sink<'s> = dyn FnMut(&DbRow<'_>) -> rusqlite::Result<()> + 's;
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> SeedError + '_ {
     move |source| SeedError::Db {
@@ -45,17 +32,50 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> SeedError + '_ {
 const INSERT: &str = "INSERT INTO posts (post_id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 const UPDATE: &str = "UPDATE posts SET session_timestamp = ?2, platform = ?4, type = ?5, author_name_hash = ?6, created_at = ?7, post_blob = ?8 WHERE post_id = ?1 AND session_user_id = ?3";
 
-/// Checks the target, then calls `produce` with a sink that writes each row.
-pub(crate) fn load<F>(
+/// Rows per multi-row INSERT statement (8 parameters each).
+const CHUNK: usize = 32;
+
+/// `INSERT INTO posts (…) VALUES (?, …), (?, …), …` for `rows` rows.
+fn multi_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO posts (post_id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+/// Binds one row at parameter offset `at` (0-based) of a multi-row INSERT.
+fn bind(stmt: &mut rusqlite::Statement<'_>, at: usize, r: &DbRow<'_>) -> rusqlite::Result<()> {
+    let fields = [
+        r.post_id,
+        r.session_timestamp,
+        r.session_user_id,
+        r.platform,
+        r.kind,
+        r.author_name_hash,
+        r.created_at,
+        r.post_blob,
+    ];
+    for (k, v) in fields.into_iter().enumerate() {
+        stmt.raw_bind_parameter(at + k + 1, v)?;
+    }
+    Ok(())
+}
+
+/// Checks the target, then writes every row of `batches` in one transaction.
+/// Returning early (an error) drops `batches`, which stops its producer.
+pub(crate) fn load(
     path: &Path,
     mode: IfExists,
     total: u64,
     progress: bool,
-    produce: F,
-) -> Result<Counts, SeedError>
-where
-    F: FnOnce(&mut Sink<'_>) -> rusqlite::Result<()>,
-{
+    batches: impl IntoIterator<Item = RowBatch>,
+) -> Result<Counts, SeedError> {
     let err = sql_err(path);
     let fresh = std::fs::metadata(path)
         .map(|m| m.len() == 0)
@@ -79,8 +99,12 @@ where
     }
     conn.pragma_update(None, "synchronous", "OFF")
         .map_err(&err)?;
-    conn.pragma_update(None, "cache_size", -65_536)
+    // A cache big enough that pages are not spilled before the commit
+    // (SQLite allocates it lazily, so small loads stay small), and sorter
+    // threads for building the indexes.
+    conn.pragma_update(None, "cache_size", -262_144)
         .map_err(&err)?;
+    conn.pragma_update(None, "threads", 2).map_err(&err)?;
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(&err)?;
 
@@ -114,34 +138,59 @@ where
             None
         };
         let mut n = 0u64;
-        let mut sink = |r: &DbRow<'_>| -> rusqlite::Result<()> {
-            let p = params![
-                r.post_id,
-                r.session_timestamp,
-                r.session_user_id,
-                r.platform,
-                r.kind,
-                r.author_name_hash,
-                r.created_at,
-                r.post_blob
-            ];
-            let updated = match update.as_mut() {
-                Some(u) => u.execute(p)?,
-                None => 0,
-            };
-            if updated > 0 {
-                counts.1 += 1;
-            } else {
-                insert.execute(p)?;
-                counts.0 += 1;
+        // Plain loads insert CHUNK rows per statement: AUTOINCREMENT reads
+        // and writes `sqlite_sequence` once per statement, not per row.
+        let mut chunked = if upsert {
+            None
+        } else {
+            Some(tx.prepare(&multi_insert(CHUNK)).map_err(&err)?)
+        };
+        let mut put = |batch: &RowBatch| -> rusqlite::Result<()> {
+            let rows: Vec<_> = batch
+                .rows()
+                .collect::<Result<_, _>>()
+                .map_err(rusqlite::Error::Utf8Error)?;
+            let mut rest = &rows[..];
+            if let Some(stmt) = chunked.as_mut() {
+                while rest.len() >= CHUNK {
+                    let (head, tail) = rest.split_at(CHUNK);
+                    for (i, r) in head.iter().enumerate() {
+                        bind(stmt, i * 8, r)?;
+                    }
+                    stmt.raw_execute()?;
+                    counts.0 += CHUNK as u64;
+                    rest = tail;
+                }
             }
-            n += 1;
-            if n & 4095 == 0 {
-                bar.set_position(n);
+            for r in rest {
+                let p = params![
+                    r.post_id,
+                    r.session_timestamp,
+                    r.session_user_id,
+                    r.platform,
+                    r.kind,
+                    r.author_name_hash,
+                    r.created_at,
+                    r.post_blob
+                ];
+                let updated = match update.as_mut() {
+                    Some(u) => u.execute(p)?,
+                    None => 0,
+                };
+                if updated > 0 {
+                    counts.1 += 1;
+                } else {
+                    insert.execute(p)?;
+                    counts.0 += 1;
+                }
             }
+            n += batch.len() as u64;
+            bar.set_position(n);
             Ok(())
         };
-        produce(&mut sink).map_err(&err)?;
+        for batch in batches {
+            put(&batch).map_err(&err)?;
+        }
     }
     if late_indexes {
         db::create_indexes(&tx).map_err(&err)?;
