@@ -57,7 +57,7 @@ pub(crate) struct Args {
     pub(crate) tasks: usize,
 
     /// Concurrency of each worker
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 64)]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 128)]
     pub(crate) concurrency: usize,
 
     /// Number of workers
