@@ -59,12 +59,22 @@ pub(crate) struct ConnectionArgs {
     pub(crate) backend: Option<String>,
 
     /// TOML configuration file; flags and environment variables override it
-    #[arg(long, value_name = "FILE", env = "CELERIAC_CONFIG")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CELERIAC_CONFIG",
+        hide_env_values = true
+    )]
     pub(crate) config: Option<PathBuf>,
 
     /// Seconds a reserved message may stay unacknowledged before it is
     /// delivered again (kombu's visibility_timeout) [default: 3600]
-    #[arg(long, value_name = "SECONDS", env = "CELERIAC_VISIBILITY_TIMEOUT")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "CELERIAC_VISIBILITY_TIMEOUT",
+        hide_env_values = true
+    )]
     pub(crate) visibility_timeout: Option<f64>,
 }
 
@@ -76,7 +86,13 @@ pub(crate) struct WorkerArgs {
     pub(crate) queues: Vec<String>,
 
     /// Tasks executing at once [default: number of cores]
-    #[arg(short = 'c', long, value_name = "N", env = "CELERIAC_CONCURRENCY")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "N",
+        env = "CELERIAC_CONCURRENCY",
+        hide_env_values = true
+    )]
     pub(crate) concurrency: Option<usize>,
 
     /// Messages held at once, executing or waiting [default: 4 × concurrency]

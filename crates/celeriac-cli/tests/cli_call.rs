@@ -194,3 +194,47 @@ fn bad_input_is_refused_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// Precedence at the binary: a flag beats the environment, which beats the
+/// TOML file, which beats the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_environment_and_flags_take_turns() {
+    let env = Env::new();
+    let url = |name: &str| format!("sqlite://{}", env.path(name).display());
+    let config = env.path("celeriac.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "broker_url = \"{}\"\nresult_backend = \"{}\"\n",
+            url("file.db"),
+            url("file.db")
+        ),
+    )
+    .expect("write config");
+    let config = config.to_string_lossy().into_owned();
+    let send = |extra_env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = env.command(["call", "tasks.noop", "--config", &config]);
+        cmd.env_remove("CELERIAC_BROKER_URL");
+        if let Some(u) = extra_env {
+            cmd.env("CELERIAC_BROKER_URL", u);
+        }
+        if let Some(u) = flag {
+            cmd.args(["--broker", u]);
+        }
+        let out = cmd.output().expect("run call");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    send(None, None);
+    send(Some(&url("env.db")), None);
+    send(Some(&url("env.db")), Some(&url("flag.db")));
+    for name in ["file.db", "env.db", "flag.db"] {
+        let app = celeriac::App::builder()
+            .broker_url(url(name))
+            .backend_url(url(name))
+            .build()
+            .await
+            .expect("open");
+        let depth = app.broker().queue_depth("celery").await.expect("depth");
+        assert_eq!(depth, 1, "one message in {name}");
+    }
+}
