@@ -229,6 +229,13 @@ impl Context {
         &self.inner.hostname
     }
 
+    /// The app's result backend, for tasks that keep results under keys of
+    /// their own ([`ResultBackend::set_value`], Celery's "store it in Redis
+    /// yourself"); `None` for a [`Context::detached`] one.
+    pub fn backend(&self) -> Option<&Arc<dyn ResultBackend>> {
+        self.inner.backend.as_ref()
+    }
+
     /// Record a custom state with its meta, e.g.
     /// `update_state("PROGRESS", json!({"current": 3, "total": 10}))`, so that
     /// `AsyncResult::state()` and monitors show progress.

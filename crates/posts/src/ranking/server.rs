@@ -1,0 +1,199 @@
+//! The ranking server's HTTP surface (axum), as the original FastAPI app.
+//!
+//! 1. `POST /rank`: a [`RankingRequest`] in, a [`RankingResponse`] out,
+//!    ranked by [`super::rank`] with the cache's current matcher (a
+//!    lock-free load: no backend round trip per request).
+//! 2. Errors are JSON [`ErrorBody`]s: 400 for a body that is not a valid
+//!    `RankingRequest` (the `field` names the JSON path of the bad value,
+//!    e.g. `items[2].engagements`), 413 past [`ServerOptions::max_body_bytes`].
+//! 3. `GET /health`: the entities' state ([`Health`]); `GET /openapi.json`:
+//!    the OpenAPI document ([`super::openapi`]).
+//! 4. CORS open to any origin (`GET`, `POST`, `HEAD`, `OPTIONS`, any
+//!    header, no credentials), as the original configured it.
+//!
+//! [`serve`] runs the router on a listener with `TCP_NODELAY` until a
+//! shutdown future resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::cors::{Any, CorsLayer};
+use utoipa::ToSchema;
+
+use super::cache::EntityCache;
+use crate::models::{self, RankingRequest, RankingResponse};
+
+/// Default cap on a `/rank` body: 1 MiB (a 100-item feed is about 60 KB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// How the server behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    cache: Arc<EntityCache>,
+    openapi: Bytes,
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, e.g. `items[2].engagements: missing field `like``.
+    pub detail: String,
+    /// The JSON path of the offending value (`.` for the whole body), for a
+    /// request that does not fit the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` while the server answers.
+    pub status: &'static str,
+    /// The key the entities are read from.
+    pub key: String,
+    /// How many entities requests are ranked against.
+    pub entities: usize,
+    /// `record`, `missing`, `malformed` or `not_loaded`.
+    pub source: &'static str,
+    /// When the key was last read (ISO 8601), if ever.
+    pub refreshed_at: Option<String>,
+}
+
+/// The ranking server's routes over `cache`.
+pub fn router(cache: Arc<EntityCache>, options: &ServerOptions) -> Router {
+    let state = Arc::new(AppState {
+        cache,
+        openapi: Bytes::from(super::openapi::openapi_json()),
+    });
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any);
+    Router::new()
+        .route("/rank", post(rank))
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` (each connection with `TCP_NODELAY`) until
+/// `shutdown` resolves; connections in flight are finished.
+///
+/// # Errors
+/// When accepting fails for good.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Rank a feed.
+#[utoipa::path(
+    post,
+    path = "/rank",
+    request_body = super::openapi::RankingRequestDoc,
+    responses(
+        (status = 200, description = "The item ids, ranked", body = super::openapi::RankingResponseDoc),
+        (status = 400, description = "The body is not a valid RankingRequest", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody)
+    )
+)]
+pub(crate) async fn rank(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the request body is too large".to_owned()
+            } else {
+                rejection.body_text()
+            };
+            return error(status, detail, None);
+        }
+    };
+    // The fast path parses without tracking the JSON path; only a body that
+    // fails is parsed again to name the field.
+    let request: RankingRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(_) => match models::from_json::<RankingRequest>(&body) {
+            Ok(request) => request,
+            Err(e) => {
+                let field = e.path().to_owned();
+                let detail = format!("invalid RankingRequest at `{field}`: {}", e.message());
+                return error(StatusCode::BAD_REQUEST, detail, Some(field));
+            }
+        },
+    };
+    let snapshot = state.cache.snapshot();
+    let ranked_ids = super::rank(&request.items, &snapshot.matcher);
+    Json(RankingResponse {
+        ranked_ids,
+        new_items: None,
+    })
+    .into_response()
+}
+
+/// The server's state.
+#[utoipa::path(get, path = "/health", responses((status = 200, body = Health)))]
+pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    let snapshot = state.cache.snapshot();
+    Json(Health {
+        status: "ok",
+        key: state.cache.key().to_owned(),
+        entities: snapshot.matcher.entities().len(),
+        source: snapshot.source.as_str(),
+        refreshed_at: snapshot.refreshed_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, detail: String, field: Option<String>) -> Response {
+    (status, Json(ErrorBody { detail, field })).into_response()
+}

@@ -1,0 +1,300 @@
+//! The post-history worker's tasks, under the names the original Python
+//! producer sends (`tasks.py` of the seed), so `.delay()` from Celery works
+//! unchanged against a Celeriac worker.
+//!
+//! 1. `tasks.query_posts_db(query)` → rows ([`query`]): read-only (the
+//!    database is opened `SQLITE_OPEN_READ_ONLY` with `PRAGMA query_only`,
+//!    and any statement SQLite does not call read-only is refused before it
+//!    runs), one statement, at most [`PostsConfig::max_rows`] rows and
+//!    [`PostsConfig::max_result_bytes`] bytes, at most
+//!    [`PostsConfig::query_timeout`]; invalid SQL fails with SQLite's message.
+//! 2. `tasks.substring_matches_by_platform(match, from_, to)` →
+//!    `{<platform>: count, …, "total_rows": n}` ([`substring`]).
+//! 3. `tasks.count_top_named_entities(k, from_, to, result_key)` → `true`,
+//!    storing `{"top_named_entities": [[entity, count], …], "timestamp": …}`
+//!    under `result_key` in the app's result backend ([`top_entities`]).
+//! 4. The scheduled job: [`top_entities_entry`] (every 300 s, the last 24 h,
+//!    into [`SCHEDULED_TOP_ENTITIES_KEY`]); the same entry ships as
+//!    `config/beat.toml`.
+//!
+//! [`register`] adds the three to an [`AppBuilder`]. Keyword arguments use
+//! the Python parameter names (`query`, `match`, `from_`, `to`, `k`,
+//! `result_key`); `match` is a Rust keyword, so the tasks implement
+//! [`Task`] by hand rather than through `#[task]`. All three are synchronous
+//! and run on the worker's blocking pool.
+//!
+//! Time windows are compared as text, as the original's SQL did:
+//! `created_at BETWEEN from_ AND to`, with `created_at` stored as
+//! `YYYY-MM-DD HH:MM:SS`, so `to = "2017-06-01"` stops at midnight.
+
+pub mod query;
+pub mod substring;
+pub mod top_entities;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use celeriac::beat::{BeatError, Schedule, ScheduleEntry};
+use celeriac::task::{ArgReader, TaskCall};
+use celeriac::{AppBuilder, Context, Task, TaskError};
+use serde_json::{json, Map, Value};
+
+use crate::db::DbError;
+
+/// Name of the ad hoc query task.
+pub const QUERY_POSTS_DB: &str = "tasks.query_posts_db";
+/// Name of the substring-count task.
+pub const SUBSTRING_MATCHES_BY_PLATFORM: &str = "tasks.substring_matches_by_platform";
+/// Name of the top-entities task.
+pub const COUNT_TOP_NAMED_ENTITIES: &str = "tasks.count_top_named_entities";
+/// The key the scheduled job writes and the ranking server reads.
+pub const SCHEDULED_TOP_ENTITIES_KEY: &str = "my_worker:scheduled:top_named_entities";
+/// The environment variable naming the posts database (as in the original).
+pub const POSTS_DB_ENV: &str = "POSTS_DB_PATH";
+/// The posts database when neither `--posts-db` nor [`POSTS_DB_ENV`] says.
+pub const DEFAULT_POSTS_DB: &str = "posts.db";
+/// Default row cap of `tasks.query_posts_db`.
+pub const DEFAULT_MAX_ROWS: usize = 10_000;
+/// Default cap on the JSON size of a `tasks.query_posts_db` result (16 MiB).
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 << 20;
+/// Default time limit of one `tasks.query_posts_db` statement.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the post-history tasks need to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostsConfig {
+    /// The posts database (SQLite file, the seeder's schema).
+    pub db_path: PathBuf,
+    /// `tasks.query_posts_db` fails rather than return more rows than this
+    /// (results travel through the result backend; the original warned to
+    /// keep them small).
+    pub max_rows: usize,
+    /// Likewise for the result's size as JSON, in bytes.
+    pub max_result_bytes: usize,
+    /// A `tasks.query_posts_db` statement still running after this long is
+    /// interrupted and the task fails.
+    pub query_timeout: Duration,
+}
+
+impl Default for PostsConfig {
+    fn default() -> Self {
+        PostsConfig::new(DEFAULT_POSTS_DB)
+    }
+}
+
+impl PostsConfig {
+    /// The defaults, with the database at `db_path`.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        PostsConfig {
+            db_path: db_path.into(),
+            max_rows: DEFAULT_MAX_ROWS,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+
+    /// The defaults, with the database named by `POSTS_DB_PATH` (else
+    /// [`DEFAULT_POSTS_DB`]).
+    pub fn from_env() -> Self {
+        match std::env::var_os(POSTS_DB_ENV) {
+            Some(path) if !path.is_empty() => PostsConfig::new(path),
+            _ => PostsConfig::default(),
+        }
+    }
+}
+
+/// How a post-history task fails. Each becomes a [`TaskError`] whose type
+/// a Python caller sees as the exception name ([`TasksError::exc_type`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TasksError {
+    /// The posts database cannot be opened (missing, not a database).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// SQLite refused the statement or failed running it; the message is
+    /// SQLite's own (e.g. `no such table: bar`).
+    #[error("{message}")]
+    Sql {
+        /// SQLite's message.
+        message: String,
+    },
+    /// The statement would write (INSERT, DROP, …), or is more than one
+    /// statement; nothing was run.
+    #[error("{0}")]
+    Refused(String),
+    /// The result is larger than the configured cap.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The statement ran past [`PostsConfig::query_timeout`] (or the task's
+    /// soft time limit) and was interrupted.
+    #[error("the query was interrupted after {0:?} (tasks.query_posts_db time limit)")]
+    Timeout(Duration),
+    /// The task could not store its result under its key.
+    #[error("storing the result under {key:?}: {reason}")]
+    Store {
+        /// The key.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl TasksError {
+    /// The Python exception name a caller sees: `OperationalError` for
+    /// SQLite's errors (as Python's `sqlite3` raises), `PermissionError` for
+    /// a refused write, `ValueError` for an oversized result, `TimeoutError`,
+    /// `FileNotFoundError` for a missing database.
+    pub fn exc_type(&self) -> &'static str {
+        match self {
+            TasksError::Db(DbError::Missing(_)) => "FileNotFoundError",
+            TasksError::Db(_) | TasksError::Sql { .. } => "OperationalError",
+            TasksError::Refused(_) => "PermissionError",
+            TasksError::TooLarge(_) => "ValueError",
+            TasksError::Timeout(_) => "TimeoutError",
+            TasksError::Store { .. } => "ConnectionError",
+        }
+    }
+
+    /// SQLite's error as a [`TasksError::Sql`], keeping only SQLite's message
+    /// (not rusqlite's "… in <sql> at offset N" decoration).
+    pub(crate) fn sql(err: rusqlite::Error) -> TasksError {
+        let message = match &err {
+            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+            other => other.to_string(),
+        };
+        TasksError::Sql { message }
+    }
+
+    fn into_task_error(self) -> TaskError {
+        TaskError::new(self.exc_type(), self.to_string())
+    }
+}
+
+/// Register the three post-history tasks on `builder`, reading the
+/// database named in `config`.
+pub fn register(builder: AppBuilder, config: &PostsConfig) -> AppBuilder {
+    let config = Arc::new(config.clone());
+    builder
+        .task(QueryPostsDb(Arc::clone(&config)))
+        .task(SubstringMatchesByPlatform(Arc::clone(&config)))
+        .task(CountTopNamedEntities(config))
+}
+
+/// The scheduled job of the original worker, as a beat entry named
+/// `top-named-entities`: every `every`, the top `k` entities of the posts
+/// created in the `window` before the run's tick, into
+/// [`SCHEDULED_TOP_ENTITIES_KEY`]. Runs missed while no beat was up are
+/// sent once; a run not started within `every` expires (a newer one is due).
+///
+/// # Errors
+/// [`BeatError`] when `every` is not a valid interval.
+pub fn top_entities_entry(
+    every: Duration,
+    window: Duration,
+    k: usize,
+) -> Result<ScheduleEntry, BeatError> {
+    let from = if window.subsec_nanos() == 0 {
+        format!("{{now-{}s}}", window.as_secs())
+    } else {
+        format!("{{now-{}ms}}", window.as_millis())
+    };
+    Ok(ScheduleEntry::new(
+        "top-named-entities",
+        COUNT_TOP_NAMED_ENTITIES,
+        Schedule::every(every)?,
+    )
+    .args(vec![
+        json!(k),
+        json!(from),
+        json!("{now}"),
+        json!(SCHEDULED_TOP_ENTITIES_KEY),
+    ])
+    .expires(every))
+}
+
+/// `tasks.query_posts_db(query)`.
+struct QueryPostsDb(Arc<PostsConfig>);
+
+impl Task for QueryPostsDb {
+    fn name(&self) -> &'static str {
+        QUERY_POSTS_DB
+    }
+
+    fn call(
+        &self,
+        ctx: Context,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<TaskCall, TaskError> {
+        let mut reader = ArgReader::new(QUERY_POSTS_DB, args, kwargs);
+        let sql: String = reader.next("query")?;
+        reader.finish(1)?;
+        let config = Arc::clone(&self.0);
+        Ok(TaskCall::Blocking(Box::new(move || {
+            let rows = query::query_posts_db(&config, &sql, &|| ctx.is_cancelled())
+                .map_err(TasksError::into_task_error)?;
+            Ok(Value::Array(rows))
+        })))
+    }
+}
+
+/// `tasks.substring_matches_by_platform(match, from_, to)`.
+struct SubstringMatchesByPlatform(Arc<PostsConfig>);
+
+impl Task for SubstringMatchesByPlatform {
+    fn name(&self) -> &'static str {
+        SUBSTRING_MATCHES_BY_PLATFORM
+    }
+
+    fn call(
+        &self,
+        _ctx: Context,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<TaskCall, TaskError> {
+        let mut reader = ArgReader::new(SUBSTRING_MATCHES_BY_PLATFORM, args, kwargs);
+        let needle: String = reader.next("match")?;
+        let from: String = reader.next("from_")?;
+        let to: String = reader.next("to")?;
+        reader.finish(3)?;
+        let config = Arc::clone(&self.0);
+        Ok(TaskCall::Blocking(Box::new(move || {
+            let counts = substring::substring_matches_by_platform(&config, &needle, &from, &to)
+                .map_err(TasksError::into_task_error)?;
+            Ok(Value::Object(counts.into_json()))
+        })))
+    }
+}
+
+/// `tasks.count_top_named_entities(k, from_, to, result_key)`.
+struct CountTopNamedEntities(Arc<PostsConfig>);
+
+impl Task for CountTopNamedEntities {
+    fn name(&self) -> &'static str {
+        COUNT_TOP_NAMED_ENTITIES
+    }
+
+    fn call(
+        &self,
+        ctx: Context,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<TaskCall, TaskError> {
+        let mut reader = ArgReader::new(COUNT_TOP_NAMED_ENTITIES, args, kwargs);
+        let k: Option<i64> = reader.next("k")?;
+        let from: String = reader.next("from_")?;
+        let to: String = reader.next("to")?;
+        let key: String = reader.next("result_key")?;
+        reader.finish(4)?;
+        // Python's Counter.most_common: None = all, negative = none.
+        let k = k.map(|k| usize::try_from(k).unwrap_or(0));
+        let config = Arc::clone(&self.0);
+        Ok(TaskCall::Blocking(Box::new(move || {
+            top_entities::count_and_store(&ctx, &config, k, &from, &to, &key)
+                .map_err(TasksError::into_task_error)?;
+            Ok(Value::Bool(true))
+        })))
+    }
+}

@@ -1,0 +1,397 @@
+//! The three post-history tasks run by a real `celeriac::Worker` (memory
+//! broker and backend), called by name with Celery-style arguments: results,
+//! the read-only rules of `tasks.query_posts_db`, the stored top-entities
+//! record, keyword arguments under the Python names.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use celeriac::{App, Error, SendOptions, Worker, WorkerOptions};
+use posts::tasks::{self, PostsConfig};
+use serde_json::{json, Map, Value};
+
+/// (platform, created_at, text)
+const POSTS: [(&str, &str, &str); 7] = [
+    (
+        "facebook",
+        "2017-05-31 08:00:00",
+        "Angela Merkel met Emmanuel Macron in Paris. Merkel said Paris was lovely.",
+    ),
+    (
+        "facebook",
+        "2017-05-31 09:30:00",
+        "TRUMP says the Federal Reserve is wrong; Angela Merkel disagrees.",
+    ),
+    (
+        "reddit",
+        "2017-05-31 12:00:00",
+        "Why does Donald Trump keep tweeting about the Federal Reserve?",
+    ),
+    (
+        "twitter",
+        "2017-05-31 23:59:59",
+        "Emmanuel Macron and Donald Trump shook hands in Brussels.",
+    ),
+    (
+        "twitter",
+        "2017-06-01 00:00:00",
+        "Midnight: nothing to see, trump card played.",
+    ),
+    (
+        "reddit",
+        "2017-06-01 10:00:00",
+        "Outside the window: Angela Merkel and Donald Trump in Berlin.",
+    ),
+    (
+        "facebook",
+        "2017-05-30 23:00:00",
+        "Before the window: Donald Trump.",
+    ),
+];
+
+fn make_db(path: &Path) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    posts::db::create_schema(&conn)?;
+    for (i, (platform, created_at, text)) in POSTS.iter().enumerate() {
+        let blob = json!({"id": format!("p{i}"), "text": text}).to_string();
+        conn.execute(
+            "INSERT INTO posts (post_id, session_timestamp, session_user_id, platform, type, \
+             author_name_hash, created_at, post_blob) VALUES (?1, ?2, 'u', ?3, 'post', 'a', ?2, ?4)",
+            rusqlite::params![format!("p{i}"), created_at, platform, blob],
+        )?;
+    }
+    Ok(())
+}
+
+fn row_count(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .and_then(|c| c.query_row("SELECT count(*) FROM posts", [], |r| r.get(0)))
+        .unwrap_or(-1)
+}
+
+struct Setup {
+    app: App,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn setup(name: &str, configure: impl FnOnce(&mut PostsConfig)) -> Setup {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let db = dir.path().join("posts.db");
+    make_db(&db).unwrap_or_else(|e| panic!("make db: {e}"));
+    let mut config = PostsConfig::new(&db);
+    configure(&mut config);
+    let url = format!("memory://{name}");
+    let app = tasks::register(App::builder().broker_url(&url).backend_url(&url), &config)
+        .build()
+        .await
+        .unwrap_or_else(|e| panic!("app: {e}"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        Worker::new(app.clone(), WorkerOptions::default()).run(async move {
+            let _ = stopped.await;
+        }),
+    );
+    Setup {
+        app,
+        stop: Some(stop),
+        _dir: dir,
+        db,
+    }
+}
+
+async fn call(app: &App, name: &str, args: Vec<Value>) -> Result<Value, Error> {
+    call_kw(app, name, args, Map::new()).await
+}
+
+async fn call_kw(
+    app: &App,
+    name: &str,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+) -> Result<Value, Error> {
+    app.send_task(name, args, kwargs, SendOptions::new())
+        .await?
+        .get(Duration::from_secs(30))
+        .await
+}
+
+fn failure(outcome: Result<Value, Error>) -> (String, String) {
+    match outcome {
+        Err(Error::TaskFailed {
+            exc_type,
+            exc_message,
+            ..
+        }) => (exc_type, exc_message),
+        other => panic!("expected a task failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_posts_db_returns_rows() -> Result<(), Error> {
+    let s = setup("q-rows", |_| {}).await;
+    let rows = call(
+        &s.app,
+        tasks::QUERY_POSTS_DB,
+        vec![json!(
+            "SELECT platform, post_blob ->> '$.text', id, 1.5, NULL, x'CAFE' FROM posts \
+             WHERE created_at BETWEEN '2017-05-31' AND '2017-06-01' ORDER BY id"
+        )],
+    )
+    .await?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(
+        rows[0],
+        json!(["facebook", POSTS[0].2, 1, 1.5, null, "cafe"])
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_sql_fails_with_sqlites_message() {
+    let s = setup("q-invalid", |_| {}).await;
+    let (kind, message) = failure(
+        call(
+            &s.app,
+            tasks::QUERY_POSTS_DB,
+            vec![json!("SELECT foo FROM bar;")],
+        )
+        .await,
+    );
+    assert_eq!(kind, "OperationalError");
+    assert_eq!(message, "no such table: bar");
+    let (_, message) = failure(call(&s.app, tasks::QUERY_POSTS_DB, vec![json!("SELEC 1")]).await);
+    assert!(message.contains("syntax error"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_refused_and_change_nothing() {
+    let s = setup("q-writes", |_| {}).await;
+    let before = row_count(&s.db);
+    assert_eq!(before, POSTS.len() as i64);
+    for sql in [
+        "DROP TABLE posts",
+        "INSERT INTO posts (post_id) VALUES ('x')",
+        "DELETE FROM posts",
+        "UPDATE posts SET platform = 'myspace'",
+        "CREATE TABLE t (x)",
+        "VACUUM INTO '/tmp/celeriac-posts-copy.db'",
+        "-- comment first\nATTACH DATABASE ':memory:' AS other",
+        "SELECT 1; DROP TABLE posts",
+        "PRAGMA journal_mode = DELETE",
+    ] {
+        let (kind, message) = failure(call(&s.app, tasks::QUERY_POSTS_DB, vec![json!(sql)]).await);
+        assert_eq!(kind, "PermissionError", "{sql}: {message}");
+        assert!(
+            message.contains("read-only") || message.contains("exactly one statement"),
+            "{sql}: {message}"
+        );
+        assert_eq!(row_count(&s.db), before, "{sql} changed the database");
+    }
+    assert!(!Path::new("/tmp/celeriac-posts-copy.db").exists());
+    let tables = rusqlite::Connection::open(&s.db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 't'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .unwrap_or(-1);
+    assert_eq!(tables, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_are_bounded() {
+    let s = setup("q-bounded", |c| c.max_rows = 3).await;
+    let (kind, message) = failure(
+        call(
+            &s.app,
+            tasks::QUERY_POSTS_DB,
+            vec![json!("SELECT * FROM posts")],
+        )
+        .await,
+    );
+    assert_eq!(kind, "ValueError");
+    assert!(message.contains("more than 3 rows"), "{message}");
+    let ok = call(
+        &s.app,
+        tasks::QUERY_POSTS_DB,
+        vec![json!("SELECT id FROM posts ORDER BY id LIMIT 3")],
+    )
+    .await;
+    assert_eq!(ok.ok(), Some(json!([[1], [2], [3]])));
+
+    let s = setup("q-slow", |c| c.query_timeout = Duration::from_millis(200)).await;
+    let forever = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) \
+                   SELECT count(*) FROM r";
+    let (kind, _) = failure(call(&s.app, tasks::QUERY_POSTS_DB, vec![json!(forever)]).await);
+    assert_eq!(kind, "TimeoutError");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn substring_matches_count_per_platform() -> Result<(), Error> {
+    let s = setup("substring", |_| {}).await;
+    let counts = call(
+        &s.app,
+        tasks::SUBSTRING_MATCHES_BY_PLATFORM,
+        vec![json!("trump"), json!("2017-05-31"), json!("2017-06-01")],
+    )
+    .await?;
+    // 2017-06-01 00:00:00 > "2017-06-01" as text: the midnight post is out,
+    // as it was with the original's SQL.
+    assert_eq!(
+        counts,
+        json!({"facebook": 1, "reddit": 1, "twitter": 1, "total_rows": 4})
+    );
+    let mut kwargs = Map::new();
+    kwargs.insert("match".into(), json!("merkel"));
+    kwargs.insert("from_".into(), json!("2017-05-31"));
+    kwargs.insert("to".into(), json!("2017-06-01 23:59:59"));
+    let counts = call_kw(&s.app, tasks::SUBSTRING_MATCHES_BY_PLATFORM, vec![], kwargs).await?;
+    assert_eq!(counts, json!({"facebook": 2, "reddit": 1, "total_rows": 6}));
+    // Like the original, `match` is not lowercased.
+    let counts = call(
+        &s.app,
+        tasks::SUBSTRING_MATCHES_BY_PLATFORM,
+        vec![json!("Trump"), json!("2017-05-31"), json!("2017-06-01")],
+    )
+    .await?;
+    assert_eq!(counts, json!({"total_rows": 4}));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_entities_are_counted_once_per_post_and_stored() -> Result<(), Error> {
+    let s = setup("top", |_| {}).await;
+    let (from, to) = ("2017-05-31", "2017-06-01");
+    // The reference: each post's distinct entities, counted by hand.
+    let mut expected: HashMap<String, u64> = HashMap::new();
+    for &(_, created_at, text) in &POSTS {
+        if created_at >= from && created_at <= to {
+            for e in posts::entities::distinct_entities(text) {
+                *expected.entry(e).or_insert(0) += 1;
+            }
+        }
+    }
+    let mut expected: Vec<(String, u64)> = expected.into_iter().collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    expected.truncate(3);
+    assert!(
+        expected.iter().any(|(e, _)| e == "Angela Merkel"),
+        "{expected:?}"
+    );
+    // A post naming Paris twice counts once.
+    assert!(expected.iter().all(|(_, n)| *n <= 3), "{expected:?}");
+
+    let key = "my_worker:test:top_named_entities";
+    let done = call(
+        &s.app,
+        tasks::COUNT_TOP_NAMED_ENTITIES,
+        vec![json!(3), json!(from), json!(to), json!(key)],
+    )
+    .await?;
+    assert_eq!(done, json!(true));
+    let stored = s
+        .app
+        .backend()
+        .get_value(key)
+        .await?
+        .unwrap_or_else(|| panic!("no value under {key}"));
+    let record: Value = serde_json::from_str(&stored).unwrap_or_default();
+    let expected_json: Vec<Value> = expected.iter().map(|(e, n)| json!([e, n])).collect();
+    assert_eq!(record["top_named_entities"], json!(expected_json));
+    let stamp = record["timestamp"].as_str().unwrap_or("");
+    let when = chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap_or_else(|e| panic!("timestamp {stamp:?}: {e}"));
+    assert!((chrono::Utc::now() - when.to_utc()).num_seconds() < 30);
+    assert!(stamp.ends_with("+00:00"), "{stamp}");
+
+    // Keyword arguments under the Python names; k = None means all.
+    let mut kwargs = Map::new();
+    kwargs.insert("k".into(), Value::Null);
+    kwargs.insert("from_".into(), json!(from));
+    kwargs.insert("to".into(), json!(to));
+    kwargs.insert("result_key".into(), json!(key));
+    call_kw(&s.app, tasks::COUNT_TOP_NAMED_ENTITIES, vec![], kwargs).await?;
+    let stored = s.app.backend().get_value(key).await?.unwrap_or_default();
+    let record: Value = serde_json::from_str(&stored).unwrap_or_default();
+    let all = record["top_named_entities"].as_array().map_or(0, Vec::len);
+    assert!(all > 3, "{record}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_name_the_argument() {
+    let s = setup("bad-calls", |_| {}).await;
+    let (kind, message) = failure(
+        call(
+            &s.app,
+            tasks::COUNT_TOP_NAMED_ENTITIES,
+            vec![json!(3), json!("2017-05-31")],
+        )
+        .await,
+    );
+    assert_eq!(kind, "TypeError");
+    assert!(message.contains("'to'"), "{message}");
+    let (kind, message) = failure(
+        call_kw(
+            &s.app,
+            tasks::SUBSTRING_MATCHES_BY_PLATFORM,
+            vec![json!("x"), json!("a"), json!("b")],
+            Map::from_iter([("match".to_owned(), json!("y"))]),
+        )
+        .await,
+    );
+    assert_eq!(kind, "TypeError");
+    assert!(message.contains("'match'"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_a_clear_failure() {
+    let s = setup("missing-db", |c| c.db_path = "/nonexistent/posts.db".into()).await;
+    let (kind, message) =
+        failure(call(&s.app, tasks::QUERY_POSTS_DB, vec![json!("SELECT 1")]).await);
+    assert_eq!(kind, "FileNotFoundError");
+    assert!(message.contains("/nonexistent/posts.db"), "{message}");
+}
+
+#[test]
+fn the_scheduled_entry_covers_the_last_window() -> Result<(), Box<dyn std::error::Error>> {
+    let entry =
+        tasks::top_entities_entry(Duration::from_secs(300), Duration::from_secs(86_400), 10)?;
+    assert_eq!(entry.task(), tasks::COUNT_TOP_NAMED_ENTITIES);
+    let tick = chrono::DateTime::parse_from_rfc3339("2024-01-20T18:40:00Z")?.to_utc();
+    let (args, _) = entry.render(tick)?;
+    let expected = json!([
+        10,
+        "2024-01-19 18:40:00",
+        "2024-01-20 18:40:00",
+        tasks::SCHEDULED_TOP_ENTITIES_KEY
+    ]);
+    assert_eq!(Value::Array(args), expected);
+    assert_eq!(entry.schedule().to_string(), "every 5m");
+    // The shipped schedule file declares the same run.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/beat.toml");
+    let shipped = celeriac::beat::load_file(&file)?;
+    let same = shipped
+        .iter()
+        .find(|e| e.task() == tasks::COUNT_TOP_NAMED_ENTITIES)
+        .map(|e| (e.schedule().to_string(), e.render(tick).map(|(a, _)| a)));
+    assert_eq!(
+        same.map(|(s, a)| (s, a.ok().map(Value::Array))),
+        Some(("every 5m".to_owned(), Some(expected)))
+    );
+    Ok(())
+}
