@@ -230,6 +230,11 @@ fn write_base(dt: &DateTime<Utc>, sep: u8, buf: &mut [u8; 40]) -> usize {
     at
 }
 
+/// The formatted ASCII bytes as a `String` (no UTF-8 validation needed).
+fn ascii_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
 /// ISO 8601 with `Z`: `2024-01-20T18:41:20Z`, with `.mmm` or `.uuuuuu` when
 /// the value has sub-second precision (pydantic reads at most microseconds).
 pub fn format_iso(dt: &DateTime<Utc>) -> String {
@@ -247,14 +252,14 @@ pub fn format_iso(dt: &DateTime<Utc>) -> String {
     }
     buf[at] = b'Z';
     at += 1;
-    String::from_utf8_lossy(&buf[..at]).into_owned()
+    ascii_string(&buf[..at])
 }
 
 /// The posts database spelling: `YYYY-MM-DD HH:MM:SS` (UTC, whole seconds).
 pub fn format_db(dt: &DateTime<Utc>) -> String {
     let mut buf = [0u8; 40];
     let at = write_base(dt, b' ', &mut buf);
-    String::from_utf8_lossy(&buf[..at]).into_owned()
+    ascii_string(&buf[..at])
 }
 
 /// Serializes as [`format_iso`].

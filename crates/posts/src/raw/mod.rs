@@ -323,6 +323,18 @@ pub fn write_jsonl(path: &Path, items: &[ContentItem]) -> Result<(), RawError> {
     out.flush().map_err(|e| RawError::new(path, None, e))
 }
 
+/// `data` as UTF-8, or an error naming the line of the first bad byte.
+pub(crate) fn utf8_text<'a>(path: &Path, data: &'a [u8]) -> Result<&'a str, RawError> {
+    std::str::from_utf8(data).map_err(|e| {
+        let line = data[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64
+            + 1;
+        RawError::new(path, Some(line), "not valid UTF-8")
+    })
+}
+
 /// Reads normalized JSON Lines; errors name the file and line.
 ///
 /// # Errors
@@ -330,14 +342,17 @@ pub fn write_jsonl(path: &Path, items: &[ContentItem]) -> Result<(), RawError> {
 pub fn read_jsonl(path: &Path) -> Result<Vec<ContentItem>, RawError> {
     let data = std::fs::read(path).map_err(|e| RawError::new(path, None, e))?;
     let mut items = Vec::with_capacity(data.len() / 600);
-    for (i, line) in data.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+    // One UTF-8 check for the whole file; `lines` then finds line ends with
+    // memchr, and `from_str` need not re-check every string.
+    let text = utf8_text(path, &data)?;
+    for (i, line) in text.split('\n').enumerate() {
+        if line.trim().is_empty() {
             continue;
         }
         // Fast path; on failure, parse again to report the JSON path.
-        let item = match serde_json::from_slice::<ContentItem>(line) {
+        let item = match serde_json::from_str::<ContentItem>(line) {
             Ok(item) => item,
-            Err(_) => crate::models::from_json::<ContentItem>(line)
+            Err(_) => crate::models::from_json::<ContentItem>(line.as_bytes())
                 .map_err(|e| RawError::new(path, Some(i as u64 + 1), e))?,
         };
         items.push(item);

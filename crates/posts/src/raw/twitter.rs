@@ -103,12 +103,13 @@ pub fn load(path: &Path, hasher: &Hasher) -> Result<Loaded, RawError> {
     let data = std::fs::read(path).map_err(|e| RawError::new(path, None, e))?;
     let mut out = Vec::new();
     let mut skipped = 0;
-    for (i, raw) in data.split(|b| *b == b'\n').enumerate() {
+    let text = super::utf8_text(path, &data)?;
+    for (i, raw) in text.split('\n').enumerate() {
         let line = i as u64 + 1;
-        if raw.iter().all(u8::is_ascii_whitespace) {
+        if raw.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_slice(raw).map_err(|e| {
+        let parsed: Line = serde_json::from_str(raw).map_err(|e| {
             RawError::new(path, Some(line), format_args!("not a tweet object: {e}"))
         })?;
         let Some(t) = parsed.data.or(parsed.bare) else {

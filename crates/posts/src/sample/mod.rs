@@ -4,12 +4,12 @@
 //! may not be redistributed, so [`generate`] writes look-alikes in the same
 //! raw formats, from a seed:
 //! 1. Facebook: [`FACEBOOK_POSTS_CSV`](crate::raw::FACEBOOK_POSTS_CSV) and
-//!    [`FACEBOOK_COMMENTS_CSV`](crate::raw::FACEBOOK_COMMENTS_CSV) (see [`facebook`]);
-//! 2. Reddit: [`REDDIT_CSV`](crate::raw::REDDIT_CSV) (see [`reddit`]);
-//! 3. Twitter: [`TWITTER_JSONL`](crate::raw::TWITTER_JSONL) (see [`twitter`]).
+//!    [`FACEBOOK_COMMENTS_CSV`](crate::raw::FACEBOOK_COMMENTS_CSV) (see `facebook.rs`);
+//! 2. Reddit: [`REDDIT_CSV`](crate::raw::REDDIT_CSV) (see `reddit.rs`);
+//! 3. Twitter: [`TWITTER_JSONL`](crate::raw::TWITTER_JSONL) (see `twitter.rs`).
 //!
 //! Items are split across platforms in the proportions of the original sample
-//! (facebook 11 : reddit 7.4 : twitter 1.25). Texts come from [`text`]
+//! (facebook 11 : reddit 7.4 : twitter 1.25). Texts come from `text.rs`
 //! templates on news, politics, sports, technology and local life; named
 //! entities follow a Zipf-like frequency; comments reply to their posts.
 //! Each platform draws from its own ChaCha8 stream, so the output is
