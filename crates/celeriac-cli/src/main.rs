@@ -47,6 +47,10 @@ enum Command {
     Seed(commands::data::SeedArgs),
     /// Extract named entities from text, or evaluate the extractor on the shipped labelled set.
     Entities(commands::entities::EntitiesArgs),
+    /// Serve the producer API, the live dashboard and Prometheus metrics over HTTP.
+    Serve(commands::serve::ServeArgs),
+    /// Ask workers for ping, stats, active or registered (remote control).
+    Inspect(commands::inspect::InspectArgs),
 }
 
 /// Run an async command on a multi-threaded runtime.
@@ -68,7 +72,7 @@ fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> a
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Worker(_) | Command::Beat(_) => "info",
+        Command::Worker(_) | Command::Beat(_) | Command::Serve(_) => "info",
         _ => "warn",
     };
     logging::init(cli.loglevel.as_deref(), default_level);
@@ -83,6 +87,8 @@ fn main() -> std::process::ExitCode {
         Command::Preprocess(args) => commands::data::preprocess(args),
         Command::Seed(args) => commands::data::seed(args),
         Command::Entities(args) => commands::entities::run(args),
+        Command::Serve(args) => block_on(commands::serve::run(args)),
+        Command::Inspect(args) => block_on(commands::inspect::run(args)),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::OK),

@@ -6,4 +6,6 @@ pub(crate) mod call;
 pub(crate) mod data;
 pub(crate) mod demo;
 pub(crate) mod entities;
+pub(crate) mod inspect;
+pub(crate) mod serve;
 pub(crate) mod worker;

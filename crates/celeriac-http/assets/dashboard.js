@@ -1,0 +1,261 @@
+// The dashboard: fetch the lists once, then apply live updates from
+// /api/events/stream. Rendering is batched (at most ~5 times a second) so a
+// busy cluster does not swamp the browser.
+"use strict";
+
+(() => {
+  const { api, el, badge, shortId, ago, duration, json, progressBar, live, READY } = Celeriac;
+  const MAX_ROWS = 200;
+  const tasks = new Map();     // id -> TaskView
+  const workers = new Map();   // hostname -> {view, seen}
+  let queues = [];
+  let overview = null;
+  let deadNewest = undefined;
+  let dirty = { tasks: true, workers: true, queues: true, cards: true };
+  let scheduled = false;
+
+  const $ = (id) => document.getElementById(id);
+
+  function touch(what) {
+    dirty[what] = true;
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(render, 200);
+    }
+  }
+
+  function seenAt(t) {
+    return t.finished_at || t.started_at || t.received_at || t.sent_at || 0;
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  function taskRow(t) {
+    const link = el("a", { href: `/dashboard/tasks/${encodeURIComponent(t.id)}`, class: "mono", text: shortId(t.id), title: t.id });
+    let outcome;
+    if (t.progress && !READY.has(t.state)) {
+      outcome = el("span", {}, progressBar(t.progress, true), `${Math.round(t.progress.percent)}%`);
+    } else if (t.state === "SUCCESS") {
+      outcome = t.result !== null && t.result !== undefined ? JSON.stringify(t.result) : (t.result_repr || "");
+    } else if (t.state === "FAILURE" || t.state === "RETRY") {
+      outcome = t.exception || (t.result && t.result.exc_type ? `${t.result.exc_type}: ${json(t.result.exc_message)}` : "");
+    } else {
+      outcome = "";
+    }
+    const actions = el("td", { class: "actions-cell" });
+    if (!READY.has(t.state)) {
+      actions.append(el("button", { class: "small danger revoke", text: "Revoke", title: "Revoke this task", onclick: (e) => act(e, `/api/tasks/${encodeURIComponent(t.id)}/revoke`) }));
+    } else if (t.retryable) {
+      actions.append(el("button", { class: "small retry", text: "Retry", title: "Send the same call again", onclick: (e) => act(e, `/api/tasks/${encodeURIComponent(t.id)}/retry`) }));
+    }
+    return el("tr", { "data-task-id": t.id, "data-state": t.state },
+      el("td", {}, link),
+      el("td", { class: "mono", text: t.name || "?" }),
+      el("td", { class: "state" }, badge(t.state)),
+      el("td", { class: "mono args", text: t.argsrepr || "", title: t.argsrepr || "" }),
+      el("td", { class: "mono result" }, outcome),
+      el("td", { class: "mono", text: t.worker || "" }),
+      el("td", { text: ago(seenAt(t)) }),
+      el("td", { class: "num", text: t.runtime !== null && t.runtime !== undefined ? duration(t.runtime) : "" }),
+      actions);
+  }
+
+  async function act(event, path) {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try {
+      const answer = await api(path, { method: "POST" });
+      if (answer && answer.task_id && answer.retry_of) {
+        flash(`retried as ${answer.task_id}`);
+      }
+    } catch (err) {
+      flash(err.message, true);
+      button.disabled = false;
+    }
+  }
+
+  function flash(text, error) {
+    const out = $("send-result");
+    out.textContent = text;
+    out.classList.toggle("error", !!error);
+  }
+
+  function renderTasks() {
+    const state = $("filter-state").value;
+    const name = $("filter-name").value.trim();
+    const rows = [...tasks.values()]
+      .filter((t) => (!state || t.state === state) && (!name || (t.name || "").includes(name)))
+      .sort((a, b) => seenAt(b) - seenAt(a));
+    const body = document.querySelector("#tasks tbody");
+    body.replaceChildren(...rows.slice(0, MAX_ROWS).map(taskRow));
+    $("tasks-empty").hidden = rows.length > 0;
+    $("tasks-count").textContent = `${rows.length} shown of ${tasks.size} recent`;
+  }
+
+  function upsertTask(t) {
+    tasks.set(t.id, t);
+    if (tasks.size > 2000) {
+      const oldest = [...tasks.values()].sort((a, b) => seenAt(a) - seenAt(b)).slice(0, tasks.size - 2000);
+      for (const o of oldest) tasks.delete(o.id);
+    }
+    touch("tasks");
+    touch("cards");
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  function workerOnline(w) {
+    const age = Date.now() / 1000 - w.seen;
+    return w.view.online && age <= w.view.freq * 2 + 1.5;
+  }
+
+  function renderWorkers() {
+    const body = document.querySelector("#workers tbody");
+    const rows = [...workers.values()].sort((a, b) => a.view.hostname.localeCompare(b.view.hostname)).map((w) => {
+      const v = w.view;
+      const online = workerOnline(w);
+      return el("tr", { "data-worker": v.hostname },
+        el("td", { class: "mono", text: v.hostname }),
+        el("td", {}, el("span", { class: online ? "dot on" : "dot" }), online ? "online" : "offline"),
+        el("td", { class: "num", text: v.active }),
+        el("td", { class: "num", text: v.processed }),
+        el("td", { class: "mono", text: (v.loadavg || []).map((x) => x.toFixed(2)).join(" / ") }),
+        el("td", { class: "mono", text: [v.sw_ident, v.sw_ver].filter(Boolean).join(" ") }));
+    });
+    body.replaceChildren(...rows);
+    $("workers-empty").hidden = rows.length > 0;
+  }
+
+  // ---------------------------------------------------------------- queues
+
+  function sparkline(history) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 140 26");
+    svg.setAttribute("preserveAspectRatio", "none");
+    const max = Math.max(1, ...history);
+    const step = history.length > 1 ? 140 / (history.length - 1) : 0;
+    const points = history.map((v, i) => `${(i * step).toFixed(1)},${(24 - (v / max) * 22).toFixed(1)}`).join(" ");
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", points || "0,24 140,24");
+    svg.append(line);
+    return svg;
+  }
+
+  function renderQueues() {
+    const body = document.querySelector("#queues tbody");
+    body.replaceChildren(...queues.map((q) => el("tr", { "data-queue": q.name },
+      el("td", { class: "mono", text: q.name }),
+      el("td", { class: "num depth", text: q.depth === null || q.depth === undefined ? (q.error ? "error" : "–") : q.depth, title: q.error || "" }),
+      el("td", { class: "num", text: (q.rate >= 0 ? "+" : "") + q.rate.toFixed(1) }),
+      el("td", {}, sparkline(q.history || [])))));
+  }
+
+  // ---------------------------------------------------------------- cards
+
+  function renderCards() {
+    const counts = {};
+    for (const t of tasks.values()) counts[t.state] = (counts[t.state] || 0) + 1;
+    const online = [...workers.values()].filter(workerOnline).length;
+    $("card-workers").textContent = online;
+    $("card-queued").textContent = queues.reduce((n, q) => n + (q.depth || 0), 0);
+    $("card-success").textContent = counts.SUCCESS || 0;
+    $("card-failure").textContent = counts.FAILURE || 0;
+    if (overview) {
+      $("card-rate").textContent = overview.finished_per_sec.toFixed(1);
+      $("card-dead").textContent = overview.dead_letters >= 100 ? "100+" : overview.dead_letters;
+    }
+  }
+
+  // ---------------------------------------------------------------- dead letters
+
+  async function loadDeadLetters() {
+    let letters = [];
+    try { letters = await api("/api/dead-letters?limit=50"); } catch (err) { return; }
+    const body = document.querySelector("#dead-letters tbody");
+    body.replaceChildren(...letters.map((d) => el("tr", { "data-dead-letter": d.id },
+      el("td", { text: d.at }),
+      el("td", { class: "mono", text: d.queue }),
+      el("td", { class: "mono", text: d.task ? `${d.task} ${shortId(d.task_id || "")}` : "(unreadable)" , title: d.preview }),
+      el("td", { text: d.reason }),
+      el("td", {}, el("button", { class: "small requeue", text: "Requeue", onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        try { await api(`/api/dead-letters/${encodeURIComponent(d.id)}/requeue`, { method: "POST" }); } catch (err) { flash(err.message, true); }
+        loadDeadLetters();
+      } })))));
+    $("dead-empty").hidden = letters.length > 0;
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  function render() {
+    scheduled = false;
+    if (dirty.tasks) renderTasks();
+    if (dirty.workers) renderWorkers();
+    if (dirty.queues) renderQueues();
+    if (dirty.cards) renderCards();
+    dirty = { tasks: false, workers: false, queues: false, cards: false };
+  }
+
+  async function loadAll() {
+    try {
+      const [ov, ws, qs, list] = await Promise.all([
+        api("/api/overview"), api("/api/workers"), api("/api/queues"), api("/api/tasks?limit=500"),
+      ]);
+      overview = ov;
+      $("transport").textContent = ov.transport ? `${ov.transport} broker` : "";
+      const select = $("send-name");
+      if (!select.options.length) {
+        select.replaceChildren(...ov.registered.map((n) => el("option", { value: n, text: n })));
+      }
+      for (const w of ws) workers.set(w.hostname, { view: w, seen: Date.now() / 1000 - w.last_seen_secs });
+      queues = qs;
+      for (const t of list.tasks) tasks.set(t.id, t);
+      touch("tasks"); touch("workers"); touch("queues"); touch("cards");
+    } catch (err) {
+      flash(`could not load: ${err.message}`, true);
+    }
+    loadDeadLetters();
+  }
+
+  $("send-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("send-name").value;
+    let args, kwargs;
+    try { args = JSON.parse($("send-args").value || "[]"); kwargs = JSON.parse($("send-kwargs").value || "{}"); }
+    catch (err) { flash(`args/kwargs: ${err.message}`, true); return; }
+    const options = {};
+    const countdown = $("send-countdown").value;
+    if (countdown !== "") options.countdown = Number(countdown);
+    try {
+      const sent = await api(`/api/tasks/${encodeURIComponent(name)}`, { method: "POST", body: JSON.stringify({ args, kwargs, options }) });
+      flash(`sent ${sent.task_id}`);
+    } catch (err) {
+      flash(err.message, true);
+    }
+  });
+  $("filter-state").addEventListener("change", () => touch("tasks"));
+  $("filter-name").addEventListener("input", () => touch("tasks"));
+
+  live({
+    task: upsertTask,
+    worker: (w) => { workers.set(w.hostname, { view: w, seen: Date.now() / 1000 }); touch("workers"); touch("cards"); },
+    queues: (data) => {
+      queues = data.queues;
+      if (overview) overview.dead_letters = data.dead_letters;
+      if (data.newest_dead_letter !== deadNewest) {
+        deadNewest = data.newest_dead_letter;
+        loadDeadLetters();
+      }
+      touch("queues"); touch("cards");
+    },
+    resync: loadAll,
+  }, loadAll);
+
+  // Liveness and "seen … ago" change with time alone; the rate comes from the server.
+  setInterval(async () => {
+    touch("workers"); touch("tasks");
+    try { overview = { ...(overview || {}), ...(await api("/api/overview")) }; touch("cards"); } catch (_) { /* shown by #conn */ }
+  }, 2000);
+})();

@@ -1,0 +1,169 @@
+//! The server's background loops, each stopped by the shutdown signal.
+//!
+//! 1. [`events`]: one subscription to the app's event transport feeds the
+//!    monitor (resubscribing after a transport outage), however many
+//!    dashboards listen.
+//! 2. [`sampler`]: every `sample_interval`, the depth of each watched queue
+//!    and the dead-letter count.
+//! 3. [`poller`]: every `poll_interval`, the result documents of a few
+//!    unfinished tasks (progress meta, and outcomes when workers send no
+//!    task events), least recently read first.
+//! 4. [`remote`] (Redis only): like Flower, broadcast `enable_events` every
+//!    10 s so workers started later send task events too, and learn the
+//!    queues workers consume (`active_queues`) every 30 s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::task::JoinHandle;
+
+use crate::server::Shared;
+
+/// Start every loop.
+pub(crate) fn spawn(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    let mut handles = vec![
+        tokio::spawn(events(Arc::clone(shared))),
+        tokio::spawn(sampler(Arc::clone(shared))),
+        tokio::spawn(poller(Arc::clone(shared))),
+    ];
+    if shared.config.enable_events {
+        handles.push(tokio::spawn(remote(Arc::clone(shared))));
+    }
+    handles
+}
+
+/// Feed events to the monitor until shutdown.
+async fn events(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut pause = Duration::from_millis(200);
+    while !shutdown.is_requested() {
+        match shared.app.events().subscribe().await {
+            Ok(mut stream) => {
+                pause = Duration::from_millis(200);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.requested() => return,
+                        next = stream.next() => match next {
+                            Some(event) => shared.monitor.apply_event(&event),
+                            None => break,
+                        },
+                    }
+                }
+                tracing::debug!("event stream ended; subscribing again");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?pause, "cannot subscribe to events");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sample queue depths and dead letters until shutdown.
+async fn sampler(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(shared.config.sample_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tick.tick() => {}
+        }
+        let broker = shared.app.broker();
+        let mut samples = Vec::new();
+        for name in shared.monitor.queue_names() {
+            let depth = tokio::time::timeout(Duration::from_secs(2), broker.queue_depth(&name))
+                .await
+                .map_err(|_| "the broker did not answer within 2 s".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            samples.push((name, depth));
+        }
+        let letters = tokio::time::timeout(Duration::from_secs(2), broker.dead_letters(100)).await;
+        let dead = match letters {
+            Ok(Ok(letters)) => {
+                for letter in &letters {
+                    shared.monitor.watch_queue(&letter.queue);
+                }
+                Some((letters.len(), letters.first().map(|d| d.id.clone())))
+            }
+            _ => None,
+        };
+        shared.monitor.record_samples(samples, dead);
+    }
+}
+
+/// Read the documents of unfinished tasks until shutdown.
+async fn poller(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(shared.config.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let min_age = shared.config.poll_interval;
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tick.tick() => {}
+        }
+        let ids = shared.monitor.due_for_poll(32, min_age);
+        let backend = shared.app.backend();
+        let reads = ids
+            .iter()
+            .map(|id| async move { (id, backend.fetch(id).await) });
+        for (id, meta) in futures::future::join_all(reads).await {
+            match meta {
+                Ok(meta) => shared.monitor.apply_meta(id, meta.as_ref()),
+                Err(err) => {
+                    tracing::debug!(error = %err, "cannot read a task's result");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Keep task events on and learn workers' queues (Redis remote control).
+async fn remote(shared: Arc<Shared>) {
+    let Some(control) = shared.app.control().cloned() else {
+        return;
+    };
+    let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut round: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.requested() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = control
+            .broadcast("enable_events", serde_json::json!({}), None)
+            .await
+        {
+            tracing::debug!(error = %err, "cannot broadcast enable_events");
+            continue;
+        }
+        if round.is_multiple_of(3) {
+            let replies = control
+                .call(
+                    "active_queues",
+                    serde_json::json!({}),
+                    None,
+                    Duration::from_secs(1),
+                    None,
+                )
+                .await
+                .unwrap_or_default();
+            for (_, queues) in replies {
+                for queue in queues.as_array().into_iter().flatten() {
+                    if let Some(name) = queue.get("name").and_then(|n| n.as_str()) {
+                        shared.monitor.watch_queue(name);
+                    }
+                }
+            }
+        }
+        round += 1;
+    }
+}

@@ -1,0 +1,82 @@
+//! [`HttpConfig`]: how the server behaves (auth, limits, what it watches).
+//!
+//! Plain values with defaults; the binary fills them from flags and the
+//! environment. The API token is only ever compared, never logged, and
+//! `Debug` prints it as `***`.
+
+use std::time::Duration;
+
+/// Settings of the HTTP server.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// When set, every route except `/health` needs `Authorization: Bearer
+    /// <token>` (or the dashboard's login cookie); requests without it get 401.
+    pub api_token: Option<String>,
+    /// Largest accepted request body, in bytes (larger ones get 413).
+    pub body_limit: usize,
+    /// Queues to list and sample besides the default queue and those seen
+    /// in events and sends.
+    pub queues: Vec<String>,
+    /// How many recent tasks the monitor remembers.
+    pub history: usize,
+    /// Broadcast `enable_events` to workers periodically (remote control,
+    /// Redis only), as Flower does, so task events flow without `-E`.
+    pub enable_events: bool,
+    /// Accept `POST /api/tasks/{name}` for names this process has not
+    /// registered (tasks that only Python or other workers know).
+    pub allow_unregistered_tasks: bool,
+    /// Answer cross-origin requests to the API from any origin (no cookies).
+    pub cors_any_origin: bool,
+    /// How often queue depths are sampled for the dashboard and metrics.
+    pub sample_interval: Duration,
+    /// How often the backend is polled for tasks that are not finished
+    /// (progress, and outcomes when workers send no task events).
+    pub poll_interval: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            api_token: None,
+            body_limit: 1024 * 1024,
+            queues: Vec::new(),
+            history: 5000,
+            enable_events: true,
+            allow_unregistered_tasks: false,
+            cors_any_origin: false,
+            sample_interval: Duration::from_secs(2),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .field("body_limit", &self.body_limit)
+            .field("queues", &self.queues)
+            .field("history", &self.history)
+            .field("enable_events", &self.enable_events)
+            .field("allow_unregistered_tasks", &self.allow_unregistered_tasks)
+            .field("cors_any_origin", &self.cors_any_origin)
+            .field("sample_interval", &self.sample_interval)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_token() {
+        let config = HttpConfig {
+            api_token: Some("s3cret".into()),
+            ..HttpConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cret") && text.contains("***"), "{text}");
+    }
+}

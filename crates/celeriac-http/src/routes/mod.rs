@@ -1,0 +1,121 @@
+//! The router: every route, its layers, and the fallbacks.
+//!
+//! Layers, outermost first: request tracing (method and path only, never
+//! headers), panic → JSON 500, CORS (when enabled, so preflights pass
+//! before authentication), authentication, body size limit.
+//! Unknown paths are a JSON 404 and wrong methods a JSON 405 — after
+//! authentication, so without the token every path is a 401.
+
+pub(crate) mod cluster;
+pub(crate) mod dashboard;
+pub(crate) mod openapi;
+pub(crate) mod producer;
+pub(crate) mod stream;
+pub(crate) mod tasks;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::server::Shared;
+
+/// Every route the server answers, as `(method, path)`; tests enumerate it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/producer/api/wait_and_return"),
+    ("GET", "/producer/api/wait_and_return/{job_id}"),
+    ("POST", "/producer/api/sum"),
+    ("GET", "/producer/api/sum/{job_id}"),
+    ("GET", "/api/tasks"),
+    ("POST", "/api/tasks/{task}"),
+    ("GET", "/api/tasks/{task}"),
+    ("POST", "/api/tasks/{task}/revoke"),
+    ("POST", "/api/tasks/{task}/retry"),
+    ("GET", "/api/workers"),
+    ("GET", "/api/queues"),
+    ("GET", "/api/overview"),
+    ("GET", "/api/dead-letters"),
+    ("POST", "/api/dead-letters/{id}/requeue"),
+    ("GET", "/api/events/stream"),
+    ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/health"),
+    ("GET", "/"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/tasks/{id}"),
+    ("GET", "/dashboard/assets/{file}"),
+    ("POST", "/dashboard/login"),
+];
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route; see /openapi.json",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
+/// The whole application.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let mut router = Router::new()
+        .route(
+            "/producer/api/wait_and_return",
+            get(producer::publish_wait_and_return),
+        )
+        .route(
+            "/producer/api/wait_and_return/{job_id}",
+            get(producer::wait_and_return_status),
+        )
+        .route("/producer/api/sum", post(producer::publish_sum))
+        .route("/producer/api/sum/{job_id}", get(producer::sum_status))
+        .route("/api/tasks", get(tasks::list_tasks))
+        .route(
+            "/api/tasks/{task}",
+            get(tasks::get_task).post(tasks::send_task),
+        )
+        .route("/api/tasks/{task}/revoke", post(tasks::revoke_task))
+        .route("/api/tasks/{task}/retry", post(tasks::retry_task))
+        .route("/api/workers", get(cluster::workers))
+        .route("/api/queues", get(cluster::queues))
+        .route("/api/overview", get(cluster::overview))
+        .route("/api/dead-letters", get(cluster::dead_letters))
+        .route("/api/dead-letters/{id}/requeue", post(cluster::requeue))
+        .route("/api/events/stream", get(stream::events))
+        .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(cluster::metrics))
+        .route("/health", get(cluster::health))
+        .route("/", get(dashboard::root))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/tasks/{id}", get(dashboard::task_page))
+        .route("/dashboard/assets/{file}", get(dashboard::asset))
+        .route("/dashboard/login", post(dashboard::login))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(shared.config.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::auth::require_token,
+        ));
+    if shared.config.cors_any_origin {
+        router = router.layer(CorsLayer::permissive());
+    }
+    router
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(shared)
+}

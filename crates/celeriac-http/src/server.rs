@@ -1,0 +1,94 @@
+//! Running the server: shared state, the background loops, graceful
+//! shutdown.
+//!
+//! 1. [`serve`] builds the [`Shared`] state, starts the loops of
+//!    [`crate::background`], and serves the [`crate::routes::router`] on the
+//!    given listener until `shutdown` resolves.
+//! 2. On shutdown, live event streams end (so that axum's graceful shutdown
+//!    is not held open by them), requests in flight finish, and the loops
+//!    are stopped.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use celeriac::shutdown::Shutdown;
+use celeriac::App;
+use tokio::net::TcpListener;
+
+use crate::auth::Sessions;
+use crate::config::HttpConfig;
+use crate::error::Error;
+use crate::monitor::Monitor;
+
+/// What every handler and loop shares.
+pub(crate) struct Shared {
+    /// The Celeriac app (broker, backend, events, registry).
+    pub(crate) app: App,
+    /// The server's settings.
+    pub(crate) config: HttpConfig,
+    /// What is known of tasks, workers and queues.
+    pub(crate) monitor: Monitor,
+    /// Open dashboard sessions.
+    pub(crate) sessions: Sessions,
+    /// Fires when the server is stopping.
+    pub(crate) shutdown: Shutdown,
+}
+
+impl Shared {
+    pub(crate) fn new(app: App, config: HttpConfig, shutdown: Shutdown) -> Self {
+        let mut queues = vec![app.config().default_queue.clone()];
+        queues.extend(config.queues.iter().cloned());
+        Shared {
+            monitor: Monitor::new(config.history, &queues),
+            app,
+            config,
+            sessions: Sessions::default(),
+            shutdown,
+        }
+    }
+
+    /// The broker's scheme: `redis`, `sqlite`, `memory`.
+    pub(crate) fn transport(&self) -> &str {
+        self.app
+            .config()
+            .broker_url
+            .split_once("://")
+            .map_or("", |(scheme, _)| scheme)
+    }
+}
+
+/// Serve the producer API, dashboard and metrics on `listener` until
+/// `shutdown` resolves.
+///
+/// ```no_run
+/// # async fn run(app: celeriac::App) -> Result<(), celeriac_http::Error> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let config = celeriac_http::HttpConfig::default();
+/// celeriac_http::serve(listener, app, config, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await
+/// # }
+/// ```
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    config: HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let signal = Shutdown::from_future(shutdown);
+    let shared = Arc::new(Shared::new(app, config, signal.clone()));
+    let loops = crate::background::spawn(&shared);
+    let router = crate::routes::router(Arc::clone(&shared));
+    let mut stop = signal.clone();
+    let outcome = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.requested().await })
+        .await;
+    for handle in loops {
+        handle.abort();
+    }
+    outcome.map_err(Error::Io)
+}
