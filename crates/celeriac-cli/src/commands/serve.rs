@@ -116,11 +116,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{bound}")?;
-        writeln!(out, "dashboard: http://{bound}/dashboard")?;
         if http.api_token.is_some() {
             writeln!(out, "API token required ({TOKEN_ENV} is set)")?;
         }
+        writeln!(out, "listening on http://{bound}")?;
+        writeln!(out, "dashboard: http://{bound}/dashboard")?;
         out.flush()?;
     }
     celeriac_http::serve(listener, app, http, celeriac::shutdown::terminate_signal())
