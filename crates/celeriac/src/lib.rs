@@ -91,6 +91,13 @@ pub use result::AsyncResult;
 pub use task::{Context, Task, TaskError, TaskOptions};
 pub use worker::{Worker, WorkerOptions};
 
+/// `now + wait`, saturating: `Duration::MAX` means "a century", not a panic.
+pub(crate) fn deadline(wait: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// Re-exports used by `#[task]`-generated code. Not a stable API.
 #[doc(hidden)]
 pub mod __private {

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS celeriac_kv (
 /// An open SQLite database shared inside this process.
 pub(crate) struct SqliteDb {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Job>>,
+    writer: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -107,7 +107,7 @@ impl SqliteDb {
             .map_err(|e| Error::broker("starting SQLite writer thread", e))?;
         let db = Arc::new(SqliteDb {
             path: key.clone(),
-            writer: Mutex::new(tx),
+            writer: tx,
             readers: Mutex::new(Vec::new()),
         });
         map.insert(key, Arc::downgrade(&db));
@@ -133,8 +133,6 @@ impl SqliteDb {
             })
         });
         self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .send(job)
             .map_err(|_| BoxError::from("the SQLite writer thread has stopped"))?;
         rx.await.map_err(|_| {
@@ -157,7 +155,9 @@ impl SqliteDb {
             };
             let result = f(&conn);
             let mut readers = db.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if readers.len() < 8 {
+            // Keep every connection opened: reopening repeats the PRAGMAs
+            // and the schema parse.
+            if readers.len() < 64 {
                 readers.push(conn);
             }
             result.map_err(BoxError::from)

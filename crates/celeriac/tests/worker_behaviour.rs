@@ -386,3 +386,62 @@ async fn rate_limits_spread_a_burst() {
     );
     w.stop().await;
 }
+
+static RUNS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+#[task(name = "tasks.counted", acks_late)]
+async fn counted(n: u32) -> Result<u32, TaskError> {
+    RUNS.lock().expect("runs").push(n);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    Ok(n)
+}
+
+/// See the bug this guards against: a prefetched message waiting for a slot
+/// longer than the visibility timeout used to be delivered to a second
+/// worker and run twice. Its lease is now renewed while it waits.
+#[tokio::test]
+async fn held_messages_waiting_for_a_slot_are_not_redelivered() {
+    let url = "memory://held-leases";
+    let broker: std::sync::Arc<dyn celeriac::broker::Broker> = std::sync::Arc::new(
+        celeriac::broker::memory::MemoryBroker::new(Duration::from_millis(200)),
+    );
+    let app = App::builder()
+        .broker(broker)
+        .backend_url(url)
+        .task(counted)
+        .build()
+        .await
+        .expect("app");
+    let mut stops = Vec::new();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = WorkerOptions {
+            concurrency: 1,
+            prefetch: 6,
+            ..WorkerOptions::default()
+        };
+        workers.push(tokio::spawn(Worker::new(app.clone(), options).run(
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        stops.push(stop);
+    }
+    let mut results = Vec::new();
+    for n in 0..8 {
+        results.push(counted::delay(&app, n).await.expect("send"));
+    }
+    for r in results {
+        r.get(WAIT).await.expect("ran");
+    }
+    let mut runs = RUNS.lock().expect("runs").clone();
+    runs.sort_unstable();
+    assert_eq!(runs, (0..8).collect::<Vec<_>>(), "every task exactly once");
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for w in workers {
+        w.await.expect("join").expect("worker");
+    }
+}

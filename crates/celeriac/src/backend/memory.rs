@@ -42,7 +42,7 @@ impl ResultBackend for MemoryBackend {
             if !final_already {
                 results.insert(
                     meta.task_id.clone(),
-                    (meta.clone(), Instant::now() + expires),
+                    (meta.clone(), crate::deadline(expires)),
                 );
             }
         }
@@ -59,7 +59,7 @@ impl ResultBackend for MemoryBackend {
     }
 
     async fn wait(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline(timeout);
         loop {
             let notified = self.stored.notified();
             let current = self.fetch(task_id).await?;
@@ -76,7 +76,7 @@ impl ResultBackend for MemoryBackend {
     }
 
     async fn set_value(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
-        let until = ttl.map(|t| Instant::now() + t);
+        let until = ttl.map(crate::deadline);
         lock(&self.values).insert(key.to_owned(), (value.to_owned(), until));
         Ok(())
     }

@@ -114,7 +114,7 @@ impl ResultBackend for RedisBackend {
     }
 
     async fn wait(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline(timeout);
         let key = self.keys.result(task_id);
         let mut pubsub = match self.client.get_async_pubsub().await {
             Ok(p) => p,

@@ -105,7 +105,7 @@ impl ResultBackend for SqliteBackend {
     }
 
     async fn wait(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline(timeout);
         let mut nap = Duration::from_millis(2);
         loop {
             let notified = self.stored.notified();

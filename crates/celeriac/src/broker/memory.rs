@@ -141,7 +141,7 @@ impl State {
                 Reserved {
                     queue,
                     stored,
-                    deadline: Instant::now() + lease,
+                    deadline: crate::deadline(lease),
                 },
             );
         }
@@ -178,7 +178,7 @@ impl Broker for MemoryBroker {
         max: usize,
         wait: Duration,
     ) -> Result<Vec<Delivery>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::deadline(wait);
         loop {
             let notified = self.arrived.notified();
             {
@@ -228,7 +228,7 @@ impl Broker for MemoryBroker {
     async fn extend(&self, tag: &str) -> Result<()> {
         let lease = self.visibility_timeout;
         if let Some(r) = self.lock().reserved.get_mut(tag) {
-            r.deadline = Instant::now() + lease;
+            r.deadline = crate::deadline(lease);
         }
         Ok(())
     }

@@ -159,6 +159,17 @@ pub trait Broker: Send + Sync + 'static {
     /// When the broker cannot be reached.
     async fn extend(&self, tag: &str) -> Result<()>;
 
+    /// [`Broker::extend`] for many reservations in one round trip.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn extend_many(&self, tags: &[String]) -> Result<()> {
+        for tag in tags {
+            self.extend(tag).await?;
+        }
+        Ok(())
+    }
+
     /// Make sure the queues exist (bindings, tables) before consuming.
     ///
     /// # Errors

@@ -102,7 +102,7 @@ impl Broker for SqliteBroker {
         if queues.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
-        let deadline = Instant::now() + wait;
+        let deadline = crate::deadline(wait);
         let mut nap = Duration::from_millis(1);
         let placeholders = (0..queues.len())
             .map(|i| format!("?{}", i + 5))
@@ -308,6 +308,26 @@ impl Broker for SqliteBroker {
             })
             .await
             .map_err(|e| Error::broker("reading SQLite revocations", e))
+    }
+
+    async fn extend_many(&self, tags: &[String]) -> Result<()> {
+        let until = now_secs() + self.visibility_timeout.as_secs_f64();
+        let pairs: Vec<(i64, String)> = tags
+            .iter()
+            .filter_map(|t| Some((split_tag(t)?, t.clone())))
+            .collect();
+        self.db
+            .write(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE celeriac_messages SET visible_at = ?3 WHERE id = ?1 AND tag = ?2",
+                )?;
+                for (id, tag) in &pairs {
+                    stmt.execute(rusqlite::params![id, tag, until])?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::broker("extending SQLite reservations", e))
     }
 
     async fn queue_depth(&self, queue: &str) -> Result<u64> {

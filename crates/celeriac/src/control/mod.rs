@@ -163,7 +163,7 @@ impl Control {
             "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": oid},
         });
         self.publish(&body, timeout).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::deadline(timeout);
         let mut replies = Vec::new();
         // A dedicated connection: BRPOP blocks it.
         let mut blocking = self

@@ -51,6 +51,17 @@ impl Shared {
             .insert(tag.to_owned(), give_back);
     }
 
+    /// Tags still unacknowledged (their leases need renewing).
+    fn unacknowledged(&self) -> Vec<String> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, give_back)| **give_back)
+            .map(|(tag, _)| tag.clone())
+            .collect()
+    }
+
     pub(super) fn release(&self, tag: &str) {
         self.held
             .lock()
@@ -115,6 +126,7 @@ impl Consumer {
 
     pub(super) async fn run(self) {
         let shared = self.shared;
+        let keeper = spawn_lease_keeper(&shared);
         let prefetch = Arc::new(Semaphore::new(shared.options.prefetch.max(1)));
         let mut handlers = JoinSet::new();
         let mut shutdown = shared.shutdown.clone();
@@ -163,7 +175,30 @@ impl Consumer {
             while handlers.try_join_next().is_some() {}
         }
         drain(&shared, handlers).await;
+        keeper.abort();
     }
+}
+
+/// Renew the lease of every message this worker holds and has not
+/// acknowledged, every third of the visibility timeout: one waiting for a
+/// slot or a rate limit, or an acks_late one running longer than the
+/// timeout, is never redelivered while this worker lives.
+fn spawn_lease_keeper(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let broker = Arc::clone(shared.app.broker());
+        let every = (broker.visibility_timeout() / 3).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(every).await;
+            let tags = shared.unacknowledged();
+            if tags.is_empty() {
+                continue;
+            }
+            if let Err(err) = broker.extend_many(&tags).await {
+                tracing::warn!(error = %err, "could not renew leases");
+            }
+        }
+    })
 }
 
 async fn drain(shared: &Shared, mut handlers: JoinSet<()>) {

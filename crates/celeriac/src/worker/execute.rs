@@ -1,5 +1,6 @@
 //! Running one task: its own tokio task (or blocking thread), its time
-//! limits, lease renewal while it runs, and panics turned into errors.
+//! limits, and panics turned into errors. (Leases of held messages are
+//! renewed by the consumer's lease keeper, not here.)
 //!
 //! What is possible for sync tasks: they run on tokio's blocking pool, and a
 //! thread cannot be killed safely. At the hard limit the worker stops
@@ -9,13 +10,11 @@
 //! tasks are cancelled at their next `.await` at the hard limit and can
 //! await [`Context::cancelled`] for the soft one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::consumer::Shared;
-use crate::broker::Delivery;
 use crate::protocol::TaskMessage;
 use crate::task::{Context, Task, TaskCall, TaskError};
 
@@ -24,8 +23,6 @@ pub(super) async fn execute(
     shared: &Shared,
     task: &dyn Task,
     message: &TaskMessage,
-    delivery: &Delivery,
-    acks_late: bool,
     ctx: Context,
     call: TaskCall,
 ) -> Result<Value, TaskError> {
@@ -46,21 +43,6 @@ pub(super) async fn execute(
         TaskCall::Async(fut) => tokio::spawn(fut),
     };
     shared.state.start(&headers.id, handle.abort_handle());
-    // Keep the reservation alive while an acks_late task runs, so a task
-    // longer than the visibility timeout is not redelivered mid-run.
-    let keeper = acks_late.then(|| {
-        let broker = Arc::clone(shared.app.broker());
-        let tag = delivery.tag.clone();
-        let every = (broker.visibility_timeout() / 3).max(Duration::from_millis(50));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(err) = broker.extend(&tag).await {
-                    tracing::warn!(error = %err, "could not extend a task's lease");
-                }
-            }
-        })
-    });
     let soft_timer = soft.map(|seconds| {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -85,9 +67,6 @@ pub(super) async fn execute(
         }
         None => handle.await,
     };
-    if let Some(k) = keeper {
-        k.abort();
-    }
     if let Some(t) = soft_timer {
         t.abort();
     }

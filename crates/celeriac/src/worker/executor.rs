@@ -186,7 +186,7 @@ async fn run(
         } => slot.ok(),
         _ = shutdown.requested() => None,
     };
-    let Some(_slot) = slot else {
+    let Some(slot) = slot else {
         // Not started: give it back for another worker.
         if let Err(err) = broker.requeue(&delivery.tag).await {
             tracing::warn!(error = %err, "could not give back an unstarted message");
@@ -216,16 +216,10 @@ async fn run(
 
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let outcome = execute(
-        shared,
-        task.as_ref(),
-        message,
-        delivery,
-        acks_late,
-        ctx,
-        call,
-    )
-    .await;
+    let outcome = execute(shared, task.as_ref(), message, ctx, call).await;
+    // Free the slot before storing and acknowledging: the next task need
+    // not wait for this one's bookkeeping.
+    drop(slot);
     let runtime = started.elapsed().as_secs_f64();
     shared.stats.active.fetch_sub(1, Ordering::Relaxed);
 

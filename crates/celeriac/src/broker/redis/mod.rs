@@ -248,7 +248,7 @@ impl Broker for RedisBroker {
         }
         self.start_liveness().await?;
         let held = self.keys.held(&self.consumer);
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = crate::deadline(wait);
         let mut nap = Duration::from_millis(1);
         let mut conn = self.conn.clone();
         loop {
@@ -308,6 +308,23 @@ impl Broker for RedisBroker {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(redis_err("extending a lease in Redis"))?;
+        Ok(())
+    }
+
+    async fn extend_many(&self, tags: &[String]) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.unacked_index()).arg("XX");
+        for tag in tags {
+            cmd.arg(now).arg(tag);
+        }
+        let _: i64 = cmd
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("extending leases in Redis"))?;
         Ok(())
     }
 
