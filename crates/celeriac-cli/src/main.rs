@@ -47,6 +47,8 @@ enum Command {
     Seed(commands::data::SeedArgs),
     /// Extract named entities from text, or evaluate the extractor on the shipped labelled set.
     Entities(commands::entities::EntitiesArgs),
+    /// Serve POST /rank: feeds reordered by the scheduled top named entities.
+    RankServer(commands::rank_server::Args),
     /// Serve the producer API, the live dashboard and Prometheus metrics over HTTP.
     Serve(commands::serve::ServeArgs),
     /// Ask workers for ping, stats, active or registered (remote control).
@@ -87,6 +89,7 @@ fn main() -> std::process::ExitCode {
         Command::Preprocess(args) => commands::data::preprocess(args),
         Command::Seed(args) => commands::data::seed(args),
         Command::Entities(args) => commands::entities::run(args),
+        Command::RankServer(args) => block_on(commands::rank_server::run(args)),
         Command::Serve(args) => block_on(commands::serve::run(args)),
         Command::Inspect(args) => block_on(commands::inspect::run(args)),
     };

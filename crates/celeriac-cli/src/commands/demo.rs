@@ -10,8 +10,12 @@
 //! 4. Print each call and its result; stop the worker; exit 0 only if every
 //!    result was the expected one.
 //!
-//! A plan is data, so a later demo (the post-history system) adds its own
-//! plan and reuses [`run_plan`] and the printing.
+//! A plan is data, so a later demo adds its own plan and reuses
+//! [`run_plan`] and the printing.
+//!
+//! 5. Then the post-history system ([`super::demo_posts`]): posts database,
+//!    scheduled job, the seed's `worker.py` flow, the ranking server and an
+//!    example `/rank`, on a worker that also runs the post tasks.
 
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
@@ -39,6 +43,11 @@ pub(crate) struct Args {
     /// Give up if the plan has not finished after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
     pub(crate) timeout: f64,
+
+    /// Posts database for the post-history part; generated and seeded when
+    /// it does not exist [default: a scratch file]
+    #[arg(long, value_name = "FILE", env = posts::tasks::POSTS_DB_ENV)]
+    pub(crate) posts_db: Option<std::path::PathBuf>,
 }
 
 /// One call of a demo plan.
@@ -106,9 +115,22 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "sqlite://{}",
         scratch.path().join("celeriac-demo.db").display()
     );
-    let config = Config::with_default_urls(&args.connection, &url, &url)?;
+    // `--broker redis://…` alone keeps results in the same Redis, as the
+    // seed's Celery app did.
+    let backend = match &args.connection.broker {
+        Some(broker) if broker.starts_with("redis") => broker.clone(),
+        _ => url.clone(),
+    };
+    let config = Config::with_default_urls(&args.connection, &url, &backend)?;
     set_wait_and_return_secs(args.wait_secs);
-    let app = config.connect(shipped_tasks).await?;
+    let posts = posts::tasks::PostsConfig::new(
+        args.posts_db
+            .clone()
+            .unwrap_or_else(|| scratch.path().join("posts.db")),
+    );
+    let app = config
+        .connect(|b| posts::tasks::register(shipped_tasks(b), &posts))
+        .await?;
 
     println!(
         "celeriac demo: broker {}, result backend {}",
@@ -125,7 +147,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         options.concurrency,
         app.task_names().join(", ")
     );
-    let worker = InProcessWorker::start(app.clone(), options);
+    let worker = InProcessWorker::start(app.clone(), options.clone());
 
     let started = Instant::now();
     let plan = example_plan();
@@ -148,7 +170,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             outcomes.len()
         );
     }
-    Ok(())
+
+    let worker = InProcessWorker::start(app.clone(), options);
+    let posts_demo = super::demo_posts::run(&app, &posts, scratch.path(), timeout).await;
+    worker.stop().await?;
+    posts_demo
 }
 
 /// Send every call of `plan`, then follow the results until all are ready

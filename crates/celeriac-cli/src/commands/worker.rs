@@ -26,12 +26,20 @@ pub(crate) struct Args {
     /// Schedule file for -B (the format of `celeriac beat --schedule`)
     #[arg(long, value_name = "FILE", requires = "beat")]
     pub(crate) schedule: Option<std::path::PathBuf>,
+    /// Posts database the post-history tasks read (tasks.query_posts_db,
+    /// tasks.substring_matches_by_platform, tasks.count_top_named_entities)
+    #[arg(long, value_name = "FILE", env = posts::tasks::POSTS_DB_ENV, default_value = posts::tasks::DEFAULT_POSTS_DB)]
+    pub(crate) posts_db: std::path::PathBuf,
 }
 
 /// Run a worker until SIGINT/SIGTERM.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = WorkerConfig::from_args(&args.connection, &args.worker)?;
-    let app = cfg.config.connect(shipped_tasks).await?;
+    let posts = posts::tasks::PostsConfig::new(&args.posts_db);
+    let app = cfg
+        .config
+        .connect(|b| posts::tasks::register(shipped_tasks(b), &posts))
+        .await?;
     crate::logging::log_panics();
     tracing::info!(
         broker = %cfg.config.broker_display(),

@@ -12,10 +12,12 @@
 //!    header, no credentials), as the original configured it.
 //!
 //! [`serve`] runs the router on a listener with `TCP_NODELAY` until a
-//! shutdown future resolves.
+//! shutdown future resolves; [`run`] is the whole server (`celeriac
+//! rank-server`, the demo): cache, first read, background refresh, routes.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,6 +31,9 @@ use tower_http::cors::{Any, CorsLayer};
 use utoipa::ToSchema;
 
 use super::cache::EntityCache;
+use super::matcher::MatchOptions;
+use celeriac::backend::ResultBackend;
+use celeriac::shutdown::Shutdown;
 use crate::models::{self, RankingRequest, RankingResponse};
 
 /// Default cap on a `/rank` body: 1 MiB (a 100-item feed is about 60 KB).
@@ -47,6 +52,61 @@ impl Default for ServerOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
+}
+
+/// Everything [`run`] needs besides the listener and the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankServerConfig {
+    /// The key holding the top-entities record.
+    pub key: String,
+    /// How entity names are matched.
+    pub matching: MatchOptions,
+    /// How often the key is read again.
+    pub refresh_every: Duration,
+    /// HTTP limits.
+    pub server: ServerOptions,
+}
+
+impl Default for RankServerConfig {
+    fn default() -> Self {
+        RankServerConfig {
+            key: crate::tasks::SCHEDULED_TOP_ENTITIES_KEY.to_owned(),
+            matching: MatchOptions::default(),
+            refresh_every: Duration::from_secs(2),
+            server: ServerOptions::default(),
+        }
+    }
+}
+
+/// Run the ranking server on `listener` until `shutdown` fires: read the
+/// key once (so the first request already sees the entities; a backend
+/// error there is logged, not fatal), refresh it in the background every
+/// [`RankServerConfig::refresh_every`], and serve the routes.
+///
+/// # Errors
+/// When accepting connections fails for good.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    backend: Arc<dyn ResultBackend>,
+    config: &RankServerConfig,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let cache = Arc::new(EntityCache::new(config.key.clone(), config.matching));
+    if let Err(e) = cache.refresh(backend.as_ref()).await {
+        tracing::warn!(key = %config.key, "cannot read the top entities yet: {e}");
+    }
+    let until = |shutdown: &Shutdown| {
+        let mut shutdown = shutdown.clone();
+        async move { shutdown.requested().await }
+    };
+    let refresher = Arc::clone(&cache).spawn_refresher(
+        backend,
+        config.refresh_every,
+        until(&shutdown),
+    );
+    let served = serve(listener, router(cache, &config.server), until(&shutdown)).await;
+    refresher.abort();
+    served
 }
 
 /// What the handlers share.
