@@ -486,10 +486,16 @@ fn demo_database_is_made_once() -> R {
     assert_eq!(report.rows_inserted, 20_000);
     assert_eq!(count(&db, "SELECT count(*) FROM posts")?, 20_000);
     // Feeds end near the real current time, so "the last 24 h" has posts.
-    let recent = count(&db, "SELECT count(*) FROM posts WHERE created_at >= datetime('now', '-1 day')")?;
+    let recent = count(
+        &db,
+        "SELECT count(*) FROM posts WHERE created_at >= datetime('now', '-1 day')",
+    )?;
     assert!(recent > 1000, "{recent} posts in the last day");
     let before = std::fs::read(&db)?;
-    assert!(seed::ensure_demo_database(&db, &work)?.is_none(), "an existing database is kept");
+    assert!(
+        seed::ensure_demo_database(&db, &work)?.is_none(),
+        "an existing database is kept"
+    );
     assert_eq!(std::fs::read(&db)?, before);
     Ok(())
 }
