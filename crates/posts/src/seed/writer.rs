@@ -3,10 +3,10 @@
 //! 1. Before anything is written, an existing `posts` table is checked: with
 //!    neither `--drop-table` nor `--upsert` it is an error and the file is
 //!    left byte-for-byte as it was (not even the journal mode changes).
-//! 2. Bulk load: one transaction, one prepared statement, `synchronous=OFF`.
-//!    A brand-new file is loaded with the journal off and gets its indexes
-//!    after the rows (faster), then switches to WAL; an existing file stays
-//!    in WAL with its rollback protection.
+//! 2. Bulk load: one transaction, 32-row INSERT statements, `synchronous=OFF`.
+//!    A brand-new file gets 16 KiB pages, is loaded with the journal off and
+//!    gets its indexes after the rows (faster), then switches to WAL; an
+//!    existing file stays in WAL with its rollback protection.
 //! 3. Upsert: a row is identified by `(post_id, session_user_id)`; it is
 //!    updated in place (found through the `post_id` index) or inserted. The
 //!    schema is not changed, so databases from the Python seeder, which may
@@ -91,6 +91,10 @@ pub(crate) fn load(
     // Indexes after the rows when the table is new and nothing looks rows up.
     let late_indexes = !upsert;
     if fresh {
+        // 16 KiB pages: a quarter of the page writes at commit (the rows
+        // are ~750 bytes); any page size reads the same.
+        conn.pragma_update(None, "page_size", 16_384)
+            .map_err(&err)?;
         conn.pragma_update(None, "journal_mode", "OFF")
             .map_err(&err)?;
     } else {
