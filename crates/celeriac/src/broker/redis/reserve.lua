@@ -29,44 +29,68 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[3], member)
 end
 
--- 2. Reserve.
+-- 2. Reserve: pop in bulk (RPOP with a count), then record every message
+-- with one HSET, one ZADD and one SADD; per-message redis.call overhead is
+-- what limits a script like this.
 local out = {}
 local taken = 0
+local hash_args, index_args, held_args = {}, {}, {}
 for i = 5, #KEYS do
-  while taken < max do
-    local item = redis.call('RPOP', KEYS[i])
-    if not item then break end
-    -- Read the tag, exchange and routing key with plain string matching,
-    -- starting at "properties": a JSON decode of every envelope would cost
-    -- several times more than all the Redis commands here together. JSON
-    -- strings cannot hold an unescaped quote, so a `"delivery_tag"` key
-    -- cannot be faked from inside a header value.
-    local tag, exchange, routing_key, redelivered = nil, '', '', 0
-    local props = string.find(item, '"properties"%s*:%s*{')
-    if props then
-      tag = string.match(item, '"delivery_tag"%s*:%s*"([^"]*)"', props)
-      exchange = string.match(item, '"exchange"%s*:%s*"([^"]*)"', props) or ''
-      routing_key = string.match(item, '"routing_key"%s*:%s*"([^"]*)"', props) or ''
-      if string.find(item, '"redelivered"%s*:%s*true') then redelivered = 1 end
-    end
-    if type(tag) ~= 'string' or tag == '' then
-      -- Not an envelope we can track: hand it to the worker under a fresh
-      -- tag, recorded so that nothing is lost if the worker dies now.
-      tag = 'celeriac-untracked-' .. redis.call('INCR', prefix .. 'celeriac.untracked_seq')
-      redis.call('HSET', KEYS[1], tag, cjson.encode({item, '', string.sub(KEYS[i], #prefix + 1)}))
-    else
-      redis.call('HSET', KEYS[1], tag,
-        '[' .. item .. ',' .. cjson.encode(exchange) .. ',' .. cjson.encode(routing_key) .. ']')
-    end
-    redis.call('ZADD', KEYS[2], now, tag)
-    redis.call('SADD', KEYS[4], tag)
-    out[#out + 1] = tag
-    out[#out + 1] = item
-    out[#out + 1] = i - 4
-    out[#out + 1] = redelivered
-    taken = taken + 1
-  end
   if taken >= max then break end
+  local items = redis.call('RPOP', KEYS[i], max - taken)
+  if items then
+    for _, item in ipairs(items) do
+      -- Read the tag, exchange and routing key by string matching in the
+      -- envelope's tail, where kombu and we both write "properties" (the
+      -- last key): a JSON decode, or a scan of a large body, would cost more
+      -- than the Redis commands themselves. JSON strings cannot hold an
+      -- unescaped quote, so these keys cannot be faked from inside a value.
+      local tag, exchange, routing_key, redelivered = nil, '', '', 0
+      local from = #item - 600
+      if from < 1 then from = 1 end
+      local props = string.find(item, '"properties"', from, true)
+      if not props then props = string.find(item, '"properties"', 1, true) end
+      if props then
+        tag = string.match(item, '"delivery_tag"%s*:%s*"([^"]*)"', props)
+        exchange, routing_key = string.match(item,
+          '"exchange"%s*:%s*"([^"]*)"%s*,%s*"routing_key"%s*:%s*"([^"]*)"', props)
+        if not exchange then
+          exchange = string.match(item, '"exchange"%s*:%s*"([^"]*)"', props) or ''
+          routing_key = string.match(item, '"routing_key"%s*:%s*"([^"]*)"', props) or ''
+        end
+        if string.find(item, 'redelivered', props, true)
+          and string.find(item, '"redelivered"%s*:%s*true', props) then
+          redelivered = 1
+        end
+      end
+      local value
+      if type(tag) ~= 'string' or tag == '' then
+        -- Not an envelope we can track: hand it to the worker under a
+        -- fresh tag, recorded so that nothing is lost if the worker dies.
+        tag = 'celeriac-untracked-' .. redis.call('INCR', prefix .. 'celeriac.untracked_seq')
+        value = cjson.encode({item, '', string.sub(KEYS[i], #prefix + 1)})
+      else
+        -- The captures are raw JSON string contents: quoting them again
+        -- reproduces the original text exactly.
+        value = '[' .. item .. ',"' .. exchange .. '","' .. routing_key .. '"]'
+      end
+      hash_args[#hash_args + 1] = tag
+      hash_args[#hash_args + 1] = value
+      index_args[#index_args + 1] = now
+      index_args[#index_args + 1] = tag
+      held_args[#held_args + 1] = tag
+      out[#out + 1] = tag
+      out[#out + 1] = item
+      out[#out + 1] = i - 4
+      out[#out + 1] = redelivered
+      taken = taken + 1
+    end
+  end
+end
+if taken > 0 then
+  redis.call('HSET', KEYS[1], unpack(hash_args))
+  redis.call('ZADD', KEYS[2], unpack(index_args))
+  redis.call('SADD', KEYS[4], unpack(held_args))
 end
 out[#out + 1] = #due
 return out
