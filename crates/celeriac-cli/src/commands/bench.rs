@@ -110,6 +110,13 @@ pub(crate) struct Args {
     /// Print the report as JSON
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Then drain the same number of no-op tasks with Python Celery workers
+    /// (bench/python/celery_bench.py: one worker, thread pool, concurrency 4)
+    /// on this Redis URL and print both drain rates and their ratio.
+    /// THE DATABASE AT THIS URL IS FLUSHED: give it a scratch database.
+    #[arg(long, value_name = "REDIS_URL")]
+    pub(crate) compare_celery: Option<String>,
 }
 
 /// The bench's report (text or `--json`).
@@ -283,6 +290,67 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         print_report(&report);
     }
     drop(scratch);
+    if let Some(url) = &bench.args.compare_celery {
+        compare_with_celery(url, &bench.args, report.drain.tasks_per_second).await?;
+    }
+    Ok(())
+}
+
+/// Run the Python Celery reference on the same workload and print the ratio.
+async fn compare_with_celery(url: &str, args: &Args, ours: f64) -> anyhow::Result<()> {
+    let script = [
+        "bench/python/celery_bench.py",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bench/python/celery_bench.py"
+        ),
+    ]
+    .into_iter()
+    .map(std::path::PathBuf::from)
+    .find(|p| p.exists())
+    .context("bench/python/celery_bench.py not found: run from the repository root")?;
+    let python = std::env::var("CELERIAC_PYTHON").ok().unwrap_or_else(|| {
+        if std::path::Path::new(".venv/bin/python").exists() {
+            ".venv/bin/python".to_owned()
+        } else {
+            "python3".to_owned()
+        }
+    });
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(&script)
+        .args(["--url", url, "-n", &args.tasks.to_string()])
+        .args(["--workers", "1", "--pool", "threads", "--concurrency", "4"]);
+    if args.acks_late {
+        cmd.arg("--acks-late");
+    }
+    if args.no_results {
+        cmd.arg("--no-results");
+    }
+    let output = cmd
+        .output()
+        .await
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the Celery reference failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let celery: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .context("the Celery reference printed something other than JSON")?;
+    let theirs = celery["drain_per_sec"].as_f64().unwrap_or(0.0);
+    println!(
+        "  reference: {} drained {:.0} tasks/s; celeriac {:.0} tasks/s = {:.1}× Celery",
+        celery["system"].as_str().unwrap_or("Python Celery"),
+        theirs,
+        ours,
+        if theirs > 0.0 {
+            ours / theirs
+        } else {
+            f64::INFINITY
+        }
+    );
     Ok(())
 }
 
