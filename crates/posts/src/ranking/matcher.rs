@@ -65,12 +65,18 @@ impl EntityMatcher {
                 ..EntityMatcher::default()
             });
         }
-        // Standard semantics report every candidate (overlapping search),
-        // which the whole-word check needs; a plain "is there any" test
-        // stops at the first match either way.
+        // Whole words need every candidate (overlapping search, standard
+        // semantics): "Par" inside "Paris" must not hide a later "Paris".
+        // Otherwise any match will do, and leftmost-first semantics let the
+        // automaton use its SIMD prefilter (several times faster).
+        let kind = if options.whole_words {
+            MatchKind::Standard
+        } else {
+            MatchKind::LeftmostFirst
+        };
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(options.ignore_ascii_case)
-            .match_kind(MatchKind::Standard)
+            .match_kind(kind)
             .build(&names)?;
         Ok(EntityMatcher {
             entities: names,

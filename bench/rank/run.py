@@ -1,0 +1,255 @@
+"""Benchmark /rank: the Celeriac ranking server against the FastAPI reference.
+
+Started by bench/rank/run.sh (which builds the release binary and installs
+the reference's requirements). In one run, on loopback:
+
+1. a private redis-server holding a top-entities record of 10 entities;
+2. `celeriac rank-server` (reads the record in the background) and the
+   reference `uvicorn ranking_server:app` (reads it per request, as the
+   original did), with 1 and with 2 uvicorn worker processes;
+3. request bodies of 10 and 100 reddit items (~230 characters of text each,
+   a third mentioning one of the entities), built deterministically;
+4. a parity check: both servers must give the same ranked_ids;
+5. wrk, one thread: a closed-loop run (throughput, p50/p99) and a run paced
+   at a fixed rate (p50/p99 below saturation) per server and size.
+
+Prints a Markdown table (and writes it to --out when given).
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+KEY = "my_worker:scheduled:top_named_entities"
+ENTITIES = [
+    "Washington", "Donald Trump", "Golden State Warriors", "Congress", "New York City",
+    "Apple", "Main Street", "CNN", "LeBron James", "City Council",
+]
+WORDS = (
+    "the council said on Tuesday that new rules would apply to every district after a long "
+    "debate about budgets schools roads and the future of the town honestly I think people "
+    "should read the article before they comment because this keeps happening every year"
+).split()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def feed(n, rng):
+    items = []
+    for i in range(n):
+        words = [rng.choice(WORDS) for _ in range(40)]
+        text = " ".join(words)[:200].capitalize()
+        if i % 3 == 1:
+            text += f" Anyway, {rng.choice(ENTITIES)} again."
+        else:
+            text += " Anyway, same as always."
+        items.append({
+            "id": f"t3_{rng.getrandbits(40):010x}",
+            "post_id": None,
+            "parent_id": None,
+            "title": "Discussion thread" if i % 4 == 0 else None,
+            "text": text,
+            "author_name_hash": f"{rng.getrandbits(256):064x}",
+            "type": "post" if i % 4 == 0 else "comment",
+            "embedded_urls": [],
+            "created_at": f"2024-01-20 1{i % 10}:{i % 60:02d}:{(7 * i) % 60:02d}",
+            "engagements": {"upvote": rng.randint(0, 500), "downvote": rng.randint(0, 50),
+                            "comment": rng.randint(0, 80), "award": rng.randint(0, 3)},
+        })
+    return {
+        "session": {
+            "user_id": "193a9e01-8849-4e1f-a42a-a859fa7f2ad3",
+            "user_name_hash": "6511c5688bbb87798128695a283411a26da532df06e6e931a53416e379ddda0e",
+            "platform": "reddit",
+            "cohort": "AB",
+            "current_time": "2024-01-20 18:41:20",
+        },
+        "items": items,
+    }
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url, script, args, conns, duration):
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", script, url, "--"] + args
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if bad or errors:
+        raise SystemExit(f"wrk saw errors against {url}:\n{out}")
+    return {"rps": rps, "p50": to_ms(lat.get("50", "")), "p99": to_ms(lat.get("99", ""))}
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, cmd, **kw):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        self.procs.remove(p)
+
+    def stop_all(self):
+        for p in list(self.procs):
+            self.stop(p)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/celeriac"))
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=64, help="closed-loop connections")
+    ap.add_argument("--rate", type=int, default=5000, help="paced requests per second")
+    ap.add_argument("--paced-connections", type=int, default=50)
+    ap.add_argument("--out", help="also write the Markdown table here")
+    args = ap.parse_args()
+    for tool in ("wrk", "redis-server", "redis-cli"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing (apt-get install -y wrk redis-server)")
+
+    procs = Procs()
+    tmp = tempfile.mkdtemp(prefix="rank-bench-")
+    try:
+        redis_port = free_port()
+        procs.start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", tmp])
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(redis_port), "ping"],
+                              capture_output=True, text=True).stdout.strip() == "PONG":
+                break
+            time.sleep(0.05)
+        record = json.dumps({"top_named_entities": [[e, 100 - i] for i, e in enumerate(ENTITIES)],
+                             "timestamp": "2024-01-20T18:41:20.000000+00:00"})
+        subprocess.run(["redis-cli", "-p", str(redis_port), "set", KEY, record],
+                       check=True, capture_output=True)
+
+        rng = random.Random(42)
+        bodies = {}
+        for n in (10, 100):
+            path = os.path.join(tmp, f"body{n}.json")
+            with open(path, "w") as f:
+                json.dump(feed(n, rng), f)
+            bodies[n] = path
+
+        redis_url = f"redis://127.0.0.1:{redis_port}"
+        servers = []
+        port = free_port()
+        celeriac = procs.start([args.celeriac, "rank-server", "--port", str(port),
+                                "--backend", f"{redis_url}/0"])
+        servers.append(("Celeriac rank-server", f"http://127.0.0.1:{port}", celeriac))
+        for workers in (1, 2):
+            port = free_port()
+            p = procs.start([args.python, "-m", "uvicorn", "ranking_server:app", "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+                            cwd=os.path.join(ROOT, "bench/fastapi"),
+                            env=dict(os.environ, REDIS_CONNECTION_STRING=redis_url))
+            servers.append((f"FastAPI/uvicorn, {workers} worker{'s' if workers > 1 else ''}",
+                            f"http://127.0.0.1:{port}", p))
+        for _, base, _ in servers:
+            wait_http(base + "/health")
+
+        # Parity: the same ranking from every server.
+        for n, path in bodies.items():
+            body = open(path, "rb").read()
+            answers = {name: post(base + "/rank", body)["ranked_ids"] for name, base, _ in servers}
+            items = json.loads(body)["items"]
+            expected = [i["id"] for i in items if not any(e in i["text"] for e in ENTITIES)] + \
+                       [i["id"] for i in items if any(e in i["text"] for e in ENTITIES)]
+            for name, ids in answers.items():
+                if ids != expected:
+                    raise SystemExit(f"{name} ranked the {n}-item feed differently: {ids}")
+        print("parity: every server gives the expected ranking for both feeds", file=sys.stderr)
+
+        results = {}
+        pause = max(1, round(args.paced_connections * 1000 / args.rate))
+        for name, base, proc in servers:
+            for n, path in bodies.items():
+                wrk(base, os.path.join(HERE, "post.lua"), [path], args.connections, 2)  # warm-up
+                closed = wrk(base, os.path.join(HERE, "post.lua"), [path],
+                             args.connections, args.duration)
+                paced = wrk(base, os.path.join(HERE, "paced.lua"), [path, str(pause)],
+                            args.paced_connections, args.duration)
+                results[(name, n)] = (closed, paced)
+                print(f"{name}, {n} items: {closed['rps']:.0f} req/s closed loop; "
+                      f"paced {paced['rps']:.0f} req/s p50 {paced['p50']:.2f} ms "
+                      f"p99 {paced['p99']:.2f} ms", file=sys.stderr)
+            procs.stop(proc)
+
+        lines = [
+            f"| server | items | closed loop ({args.connections} conns): req/s | p50 ms | p99 ms "
+            f"| paced (~{args.rate}/s, {args.paced_connections} conns): req/s | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for (name, n), (closed, paced) in results.items():
+            lines.append(f"| {name} | {n} | {closed['rps']:,.0f} | {closed['p50']:.2f} | "
+                         f"{closed['p99']:.2f} | {paced['rps']:,.0f} | {paced['p50']:.2f} | "
+                         f"{paced['p99']:.2f} |")
+        lines.append("")
+        for n in bodies:
+            ours = results[(servers[0][0], n)][0]["rps"]
+            for name, _, _ in servers[1:]:
+                theirs = results[(name, n)][0]["rps"]
+                lines.append(f"- {n} items: Celeriac / {name}: **{ours / theirs:.1f}×** throughput")
+        table = "\n".join(lines)
+        print(table)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(table + "\n")
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
