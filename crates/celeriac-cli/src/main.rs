@@ -53,6 +53,10 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Ask workers for ping, stats, active or registered (remote control).
     Inspect(commands::inspect::InspectArgs),
+    /// Revoke tasks: workers skip them (and with --terminate stop them), including workers started later.
+    Revoke(commands::admin::RevokeArgs),
+    /// List, show, requeue or purge dead letters (messages workers set aside, with the reason).
+    Dlq(commands::admin::DlqArgs),
 }
 
 /// Run an async command on a multi-threaded runtime.
@@ -92,6 +96,8 @@ fn main() -> std::process::ExitCode {
         Command::RankServer(args) => block_on(commands::rank_server::run(args)),
         Command::Serve(args) => block_on(commands::serve::run(args)),
         Command::Inspect(args) => block_on(commands::inspect::run(args)),
+        Command::Revoke(args) => block_on(commands::admin::revoke(args)),
+        Command::Dlq(args) => block_on(commands::admin::dlq(args)),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::OK),

@@ -1,5 +1,6 @@
 //! One module per group of subcommands.
 
+pub(crate) mod admin;
 pub(crate) mod beat;
 pub(crate) mod bench;
 pub(crate) mod call;
