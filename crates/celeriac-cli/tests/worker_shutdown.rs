@@ -108,3 +108,65 @@ async fn tasks_past_the_shutdown_deadline_are_given_back() {
         assert_eq!(meta.worker.as_deref(), Some("b@test"));
     }
 }
+
+/// A second SIGTERM exits at once, even with a long task running; the
+/// acks_late task is not lost: another worker runs it after the (short)
+/// visibility timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_now_and_loses_nothing_acks_late() {
+    let env = Env::new();
+    let runs = env.path("runs.txt");
+    let runs_arg = runs.to_string_lossy().into_owned();
+    let mut a = env.worker(
+        "a@test",
+        &[
+            "-c",
+            "1",
+            "--acks-late",
+            "--visibility-timeout",
+            "1",
+            "--shutdown-timeout",
+            "60",
+            "--loglevel",
+            "celeriac=debug",
+        ],
+    );
+    let app = env.app().await;
+    let long = app
+        .send_task(
+            "tasks.slow_record",
+            vec![json!(runs_arg), json!("long"), json!(30.0)],
+            Map::new(),
+            SendOptions::new(),
+        )
+        .await
+        .expect("publish");
+    eventually("the long task started", Duration::from_secs(20), || {
+        a.log_text().contains("task started")
+    });
+    a.terminate();
+    eventually(
+        "the first signal is acknowledged",
+        Duration::from_secs(10),
+        || a.log_text().contains("send the signal again"),
+    );
+    let started = std::time::Instant::now();
+    a.terminate();
+    let status = a.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(130), "{}", a.log_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "did not exit at once"
+    );
+    assert!(
+        recorded(&runs).is_empty(),
+        "the 30 s task cannot have finished"
+    );
+
+    let _b = env.worker("b@test", &["-c", "1", "--visibility-timeout", "1"]);
+    let value: Value = long
+        .get(Duration::from_secs(60))
+        .await
+        .expect("finished elsewhere");
+    assert_eq!(value, json!("long"));
+}

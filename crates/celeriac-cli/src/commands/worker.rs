@@ -3,7 +3,8 @@
 //! The library does the work ([`celeriac::Worker`]); this file only turns the
 //! validated [`WorkerConfig`] into an app and passes the signal future as the
 //! shutdown. On the signal the worker stops fetching, gives back messages it
-//! has not started, and lets running tasks finish up to `--shutdown-timeout`.
+//! has not started, and lets running tasks finish up to `--shutdown-timeout`;
+//! a second signal exits at once.
 
 use anyhow::Context as _;
 use celeriac::shutdown::Shutdown;
@@ -49,7 +50,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         visibility_timeout = ?cfg.config.app.visibility_timeout,
         "starting worker"
     );
-    let shutdown = Shutdown::from_future(celeriac::shutdown::terminate_signal());
+    let shutdown = Shutdown::from_future(async {
+        celeriac::shutdown::terminate_signal().await;
+        tracing::warn!(
+            "shutting down: finishing running tasks (send the signal again to exit now)"
+        );
+        // A second signal exits at once. Nothing acks_late is lost: those
+        // messages are unacknowledged, and the broker gives them back
+        // (Redis: within seconds, as this worker's liveness key expires;
+        // SQLite: after the visibility timeout).
+        tokio::spawn(async {
+            celeriac::shutdown::terminate_signal().await;
+            tracing::warn!(
+                "second signal: exiting now; unacknowledged messages return to their queues"
+            );
+            std::process::exit(130);
+        });
+    });
     let beat = match (args.beat, &args.schedule) {
         (true, Some(path)) => Some(super::beat::spawn_embedded(&app, path, shutdown.clone())?),
         (true, None) => anyhow::bail!("-B/--beat needs --schedule FILE"),

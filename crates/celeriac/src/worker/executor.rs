@@ -209,6 +209,7 @@ async fn run(
         );
         store(shared, message, meta).await;
     }
+    tracing::debug!(task = %headers.task, id = %headers.id, "task started");
     shared
         .events
         .task("task-started", &headers.id, Vec::new())
