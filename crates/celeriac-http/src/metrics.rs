@@ -43,24 +43,25 @@ pub(crate) struct TaskStats {
     by_state: BTreeMap<(String, String), u64>,
     runtime: BTreeMap<String, Histogram>,
     sent: BTreeMap<String, u64>,
+    names: std::collections::HashSet<String>,
     finished: VecDeque<Instant>,
 }
 
 impl TaskStats {
-    fn label<'a>(&self, name: &'a str) -> &'a str {
-        let known = self.runtime.contains_key(name)
-            || self.sent.contains_key(name)
-            || self.by_state.keys().any(|(n, _)| n == name);
-        if known || self.sent.len() + self.runtime.len() < MAX_NAMES {
-            name
-        } else {
-            "other"
+    fn label(&mut self, name: &str) -> String {
+        if self.names.contains(name) {
+            return name.to_owned();
         }
+        if self.names.len() < MAX_NAMES {
+            self.names.insert(name.to_owned());
+            return name.to_owned();
+        }
+        "other".to_owned()
     }
 
     /// Count a task event that put task `name` in `state`.
     pub(crate) fn event(&mut self, name: &str, state: &str, runtime: Option<f64>) {
-        let name = self.label(name).to_owned();
+        let name = self.label(name);
         *self
             .by_state
             .entry((name.clone(), state.to_owned()))
@@ -83,7 +84,7 @@ impl TaskStats {
 
     /// Count a send through this API.
     pub(crate) fn sent(&mut self, name: &str) {
-        let name = self.label(name).to_owned();
+        let name = self.label(name);
         *self.sent.entry(name).or_default() += 1;
     }
 

@@ -85,6 +85,11 @@ impl Monitor {
         let _ = self.updates.send(update);
     }
 
+    /// True when a live stream is open (updates are only built then).
+    fn watched(&self) -> bool {
+        self.updates.receiver_count() > 0
+    }
+
     /// Live updates from now on.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Update> {
         self.updates.subscribe()
@@ -103,12 +108,12 @@ impl Monitor {
                 let record = inner.tasks.entry(id);
                 let state = record.apply_event(event);
                 let name = record.view.name.clone().unwrap_or_else(|| "unknown".into());
-                let view = record.to_view();
+                let view = self.watched().then(|| record.to_view());
                 if let Some(state) = state {
                     let runtime = event.fields.get("runtime").and_then(Value::as_f64);
                     inner.stats.event(&name, state, runtime);
                 }
-                Some(Update::Task(Box::new(view)))
+                view.map(|v| Update::Task(Box::new(v)))
             } else {
                 None
             }
@@ -116,7 +121,9 @@ impl Monitor {
         if let Some(update) = update {
             self.push(update);
         }
-        self.push(Update::Celery(event.fields.clone()));
+        if self.watched() {
+            self.push(Update::Celery(event.fields.clone()));
+        }
     }
 
     /// Remember a task sent through this API, with its exact call.
@@ -141,9 +148,11 @@ impl Monitor {
             record.view.argsrepr = Some(reprs.0);
             record.view.kwargsrepr = Some(reprs.1);
             record.call = Some(call);
-            record.to_view()
+            self.watched().then(|| record.to_view())
         };
-        self.push(Update::Task(Box::new(view)));
+        if let Some(view) = view {
+            self.push(Update::Task(Box::new(view)));
+        }
     }
 
     /// Mark a task REVOKED unless it finished; returns its state after.
