@@ -9,34 +9,20 @@
 #[path = "../../celeriac/tests/support/mod.rs"]
 mod support;
 
+mod procs;
+
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use celeriac::{App, SendOptions};
+use procs::Proc;
 use rand::Rng;
 use redis::Commands;
 use serde_json::{json, Map};
 use support::{wait_until, RedisServer};
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn worker(url: &str, extra: &[&str]) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_celeriac-interop-worker"))
-        .args(["--broker", url])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start worker");
-    Proc(child)
+    procs::rust_worker(url, extra, false)
 }
 
 async fn app(url: &str) -> App {

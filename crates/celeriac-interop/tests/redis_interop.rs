@@ -9,11 +9,14 @@
 #[path = "../../celeriac/tests/support/mod.rs"]
 mod support;
 
+mod procs;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use celeriac::{App, Error, SendOptions};
+use procs::Proc;
 use redis::Commands;
 use serde_json::{json, Map, Value};
 use support::{wait_until, RedisServer};
@@ -28,31 +31,8 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn kill9(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 fn rust_worker(url: &str, extra: &[&str]) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_celeriac-interop-worker"))
-        .args(["--broker", url])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the Celeriac worker");
-    Proc(child)
+    procs::rust_worker(url, extra, true)
 }
 
 fn python_worker(url: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
