@@ -1,5 +1,5 @@
 //! The ranking rule and `/rank` request handling without the network:
-//! `rank()` alone, and the whole axum router (parse, rank, serialize,
+//! parsing the request, `rank()` alone, and the whole axum router (parse, rank, serialize,
 //! CORS) called in process, for feeds of 10 and 100 items against 10 and
 //! 300 entities. The over-the-network figures (and the FastAPI reference)
 //! are in BENCHMARKS.md, "Ranking server (/rank)", from `bench/rank/run.sh`.
@@ -114,6 +114,14 @@ fn bench(c: &mut Criterion) {
             };
             group.throughput(Throughput::Elements(items as u64));
             let id = format!("{items}_items/{n_entities}_entities");
+            if n_entities == 10 {
+                group.bench_function(BenchmarkId::new("parse", items), |b| {
+                    b.iter(|| serde_json::from_slice::<RankingRequest>(black_box(&body)).is_ok())
+                });
+                group.bench_function(BenchmarkId::new("parse_value", items), |b| {
+                    b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).is_ok())
+                });
+            }
             group.bench_function(BenchmarkId::new("rule", &id), |b| {
                 b.iter(|| rank(black_box(&request.items), &matcher))
             });
