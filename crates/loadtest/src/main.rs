@@ -314,10 +314,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             p99,
             sorted.last().copied().unwrap_or(0) as f64 / 1000.0
         );
-        // The round trip includes the job's own run time and polling; the
-        // latency bound applies to HTTP requests.
+        // A failed round trip (a wrong sum, a job never ready) is an error
+        // too; but the round trip includes the job's own run time and
+        // polling, so the latency bound applies to HTTP requests only.
         let is_request = kind.starts_with("GET ") || kind.starts_with("POST ");
-        if is_request {
+        if !is_request {
+            failures += k.failures;
+        } else {
             requests += sorted.len() as u64;
             failures += k.failures;
             if p99 > args.max_p99_ms {
