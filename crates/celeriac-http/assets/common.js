@@ -105,7 +105,16 @@ const Celeriac = (() => {
     return () => source && source.close();
   }
 
+  /** `ValueError: boom` from a stored `{exc_type, exc_message}`. */
+  function excText(result) {
+    if (!result || !result.exc_type) return null;
+    const m = result.exc_message;
+    const text = Array.isArray(m) && m.length === 1 && typeof m[0] === "string" ? m[0]
+      : typeof m === "string" ? m : JSON.stringify(m);
+    return `${result.exc_type}: ${text}`;
+  }
+
   const READY = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 
-  return { api, el, badge, shortId, time, ago, duration, json, progressBar, live, READY };
+  return { api, el, badge, shortId, time, ago, duration, json, progressBar, live, excText, READY };
 })();

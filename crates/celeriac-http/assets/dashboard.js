@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { api, el, badge, shortId, ago, duration, json, progressBar, live, READY } = Celeriac;
+  const { api, el, badge, shortId, ago, duration, progressBar, live, excText, READY } = Celeriac;
   const MAX_ROWS = 200;
   const tasks = new Map();     // id -> TaskView
   const workers = new Map();   // hostname -> {view, seen}
@@ -38,7 +38,7 @@
     } else if (t.state === "SUCCESS") {
       outcome = t.result !== null && t.result !== undefined ? JSON.stringify(t.result) : (t.result_repr || "");
     } else if (t.state === "FAILURE" || t.state === "RETRY") {
-      outcome = t.exception || (t.result && t.result.exc_type ? `${t.result.exc_type}: ${json(t.result.exc_message)}` : "");
+      outcome = t.exception || excText(t.result) || "";
     } else {
       outcome = "";
     }
@@ -50,7 +50,7 @@
     }
     return el("tr", { "data-task-id": t.id, "data-state": t.state },
       el("td", {}, link),
-      el("td", { class: "mono", text: t.name || "?" }),
+      el("td", { class: "mono", text: t.name || "–" }),
       el("td", { class: "state" }, badge(t.state)),
       el("td", { class: "mono args", text: t.argsrepr || "", title: t.argsrepr || "" }),
       el("td", { class: "mono result" }, outcome),

@@ -4,7 +4,7 @@
 "use strict";
 
 (() => {
-  const { api, badge, time, duration, json, live, READY } = Celeriac;
+  const { api, badge, time, duration, json, live, excText, READY } = Celeriac;
   const $ = (id) => document.getElementById(id);
   const id = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
   let current = null;
@@ -14,7 +14,7 @@
   function show(t) {
     current = t;
     document.title = `${t.name || "Task"} ${t.state} · Celeriac`;
-    $("task-name").textContent = t.name || "Unknown task";
+    $("task-name").textContent = t.name || "Task (name not known yet)";
     $("task-id").textContent = t.id;
     const state = $("state");
     state.replaceWith(Object.assign(badge(t.state), { id: "state" }));
@@ -30,7 +30,7 @@
     const result = t.state === "SUCCESS" ? (t.result !== null ? json(t.result) : (t.result_repr || "–"))
       : READY.has(t.state) || t.state === "RETRY" ? json(t.result) : "–";
     $("result").textContent = result;
-    $("exception").textContent = t.exception || (t.result && t.result.exc_type ? `${t.result.exc_type}: ${json(t.result.exc_message)}` : "–");
+    $("exception").textContent = t.exception || excText(t.result) || "–";
     $("worker").textContent = t.worker || "–";
     $("queue").textContent = t.queue || "–";
     $("retries").textContent = t.retries ?? "–";
