@@ -47,7 +47,7 @@ fn inspect_on_redis_asks_the_workers() {
 
     // A task running now is listed by `active`.
     let sent = env
-        .command(["call", "tasks.sleep", "--args", "[5]"])
+        .command(["call", "tasks.sleep", "--args", "[30]"])
         .env("CELERIAC_BROKER_URL", &broker)
         .env("CELERIAC_RESULT_BACKEND", &broker)
         .output()

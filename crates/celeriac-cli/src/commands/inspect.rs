@@ -6,7 +6,7 @@
 //!    Python Celery workers answer too.
 //! 2. On SQLite and memory brokers there is no remote control; `ping` and
 //!    `stats` are answered from worker heartbeats instead (every live worker
-//!    sends one every 2 s), waiting at least 2.5 s. The other methods say
+//!    sends one every 2 s), waiting at least 3 s. The other methods say
 //!    they need a Redis broker.
 //! 3. Output reads like `celery inspect` (`->  node: OK` and the reply), or
 //!    `{node: reply}` JSON with `--json`. No reply at all is an error (exit 2).
@@ -155,7 +155,7 @@ async fn from_heartbeats(
         .await
         .context("listening for worker heartbeats")?;
     // Heartbeats come every 2 s: wait long enough to see one from each.
-    let wait = timeout.max(Duration::from_millis(2500));
+    let wait = timeout.max(Duration::from_secs(3));
     let deadline = tokio::time::Instant::now() + wait;
     let mut seen: BTreeMap<String, Value> = BTreeMap::new();
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
