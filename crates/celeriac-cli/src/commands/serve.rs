@@ -50,8 +50,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) any_task: bool,
 
-    /// Do not broadcast enable_events to workers every 10 s (Redis only;
-    /// without it, workers need --events for the dashboard to see tasks)
+    /// Do not broadcast enable_events to workers every 10 s (Redis only);
+    /// the dashboard then follows only the tasks sent through this API
+    /// (from the result backend) and workers that send task events anyway
     #[arg(long)]
     pub(crate) no_enable_events: bool,
 
