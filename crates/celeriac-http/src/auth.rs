@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::server::Shared;
@@ -134,7 +134,7 @@ pub(crate) fn login_page(next: &str, wrong: bool) -> Response {
     let page = crate::routes::dashboard::LOGIN_HTML
         .replace("{{next}}", next)
         .replace("{{message}}", message);
-    (StatusCode::UNAUTHORIZED, Html(page)).into_response()
+    crate::routes::dashboard::page(StatusCode::UNAUTHORIZED, page)
 }
 
 #[cfg(test)]

@@ -95,6 +95,11 @@ async fn the_token_opens_the_api_and_the_dashboard() {
         .await
         .expect("request");
     assert_eq!(page.status(), 401);
+    assert!(page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|csp| csp.contains("script-src 'self'")));
     assert!(page.text().await.expect("html").contains("<form"));
     let wrong = client
         .post(format!("{}/dashboard/login", cluster.url))

@@ -61,8 +61,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// An HTML page with the security headers.
-fn page(status: StatusCode, html: &'static str) -> Response {
-    let mut response = (status, axum::response::Html(html)).into_response();
+pub(crate) fn page(status: StatusCode, html: impl Into<String>) -> Response {
+    let mut response = (status, axum::response::Html(html.into())).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
