@@ -32,9 +32,9 @@ use utoipa::ToSchema;
 
 use super::cache::EntityCache;
 use super::matcher::MatchOptions;
+use crate::models::{self, RankingRequest, RankingResponse};
 use celeriac::backend::ResultBackend;
 use celeriac::shutdown::Shutdown;
-use crate::models::{self, RankingRequest, RankingResponse};
 
 /// Default cap on a `/rank` body: 1 MiB (a 100-item feed is about 60 KB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -99,11 +99,8 @@ pub async fn run(
         let mut shutdown = shutdown.clone();
         async move { shutdown.requested().await }
     };
-    let refresher = Arc::clone(&cache).spawn_refresher(
-        backend,
-        config.refresh_every,
-        until(&shutdown),
-    );
+    let refresher =
+        Arc::clone(&cache).spawn_refresher(backend, config.refresh_every, until(&shutdown));
     let served = serve(listener, router(cache, &config.server), until(&shutdown)).await;
     refresher.abort();
     served
@@ -208,11 +205,15 @@ pub(crate) async fn rank(
             return error(status, detail, None);
         }
     };
-    // The fast path parses without tracking the JSON path; only a body that
-    // fails is parsed again to name the field.
-    let request: RankingRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(_) => match models::from_json::<RankingRequest>(&body) {
+    // The fast path checks UTF-8 once (SIMD-fast) so that the parser need
+    // not check each string again, and does not track the JSON path; only a
+    // body that fails is parsed again to name the field.
+    let parsed = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<RankingRequest>(text).ok());
+    let request: RankingRequest = match parsed {
+        Some(request) => request,
+        None => match models::from_json::<RankingRequest>(&body) {
             Ok(request) => request,
             Err(e) => {
                 let field = e.path().to_owned();
