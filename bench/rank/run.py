@@ -109,16 +109,44 @@ def to_ms(text):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(url, script, args, conns, duration):
+def cpu_seconds(root_pid):
+    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = {}
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        stats[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def wrk(url, script, args, conns, duration, pid=None):
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", script, url, "--"] + args
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pid) - cpu_before if pid else 0.0
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     if bad or errors:
         raise SystemExit(f"wrk saw errors against {url}:\n{out}")
-    return {"rps": rps, "p50": to_ms(lat.get("50", "")), "p99": to_ms(lat.get("99", ""))}
+    return {"rps": rps, "p50": to_ms(lat.get("50", "")), "p99": to_ms(lat.get("99", "")),
+            "cpu_us": cpu * 1e6 / max(total, 1)}
 
 
 class Procs:
@@ -217,30 +245,36 @@ def main():
             for n, path in bodies.items():
                 wrk(base, os.path.join(HERE, "post.lua"), [path], args.connections, 2)  # warm-up
                 closed = wrk(base, os.path.join(HERE, "post.lua"), [path],
-                             args.connections, args.duration)
+                             args.connections, args.duration, proc.pid)
                 paced = wrk(base, os.path.join(HERE, "paced.lua"), [path, str(pause)],
                             args.paced_connections, args.duration)
                 results[(name, n)] = (closed, paced)
-                print(f"{name}, {n} items: {closed['rps']:.0f} req/s closed loop; "
+                print(f"{name}, {n} items: {closed['rps']:.0f} req/s closed loop "
+                      f"({closed['cpu_us']:.0f} µs server CPU per request); "
                       f"paced {paced['rps']:.0f} req/s p50 {paced['p50']:.2f} ms "
                       f"p99 {paced['p99']:.2f} ms", file=sys.stderr)
             procs.stop(proc)
 
         lines = [
             f"| server | items | closed loop ({args.connections} conns): req/s | p50 ms | p99 ms "
+            f"| server CPU µs/req "
             f"| paced (~{args.rate}/s, {args.paced_connections} conns): req/s | p50 ms | p99 ms |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for (name, n), (closed, paced) in results.items():
             lines.append(f"| {name} | {n} | {closed['rps']:,.0f} | {closed['p50']:.2f} | "
-                         f"{closed['p99']:.2f} | {paced['rps']:,.0f} | {paced['p50']:.2f} | "
+                         f"{closed['p99']:.2f} | {closed['cpu_us']:.0f} | "
+                         f"{paced['rps']:,.0f} | {paced['p50']:.2f} | "
                          f"{paced['p99']:.2f} |")
         lines.append("")
         for n in bodies:
             ours = results[(servers[0][0], n)][0]["rps"]
             for name, _, _ in servers[1:]:
                 theirs = results[(name, n)][0]["rps"]
-                lines.append(f"- {n} items: Celeriac / {name}: **{ours / theirs:.1f}×** throughput")
+                ours_cpu = results[(servers[0][0], n)][0]["cpu_us"]
+                theirs_cpu = results[(name, n)][0]["cpu_us"]
+                lines.append(f"- {n} items: Celeriac / {name}: **{ours / theirs:.1f}×** throughput, "
+                             f"{theirs_cpu / max(ours_cpu, 1e-9):.1f}× less server CPU per request")
         table = "\n".join(lines)
         print(table)
         if args.out:
