@@ -112,6 +112,12 @@ pub(crate) struct WorkerArgs {
     /// Node name [default: celeriac@<host>]
     #[arg(short = 'n', long, value_name = "NAME")]
     pub(crate) hostname: Option<String>,
+
+    /// Send task events from the start (Celery's -E), for monitors that
+    /// cannot switch them on remotely (on Redis, Flower and `celeriac serve`
+    /// switch them on themselves)
+    #[arg(short = 'E', long)]
+    pub(crate) events: bool,
 }
 
 /// The TOML file, as written (stage 1).
@@ -354,6 +360,7 @@ impl WorkerConfig {
             );
         }
         options.acks_late = args.acks_late || file.acks_late.unwrap_or(false);
+        options.send_events = args.events;
         if let Some(s) = args.shutdown_timeout.or(file.shutdown_timeout) {
             options.shutdown_timeout = seconds("shutdown timeout", s)?;
         }
