@@ -19,7 +19,7 @@ use support::{stderr, stdout, Env};
 fn check_demo_output(text: &str) {
     for needle in [
         "post-history system",
-        "generated and seeded 20000 rows",
+        "preprocessed and seeded (20000 rows)",
         "tasks.query_posts_db(",
         "tasks.substring_matches_by_platform(\"trump\"",
         "tasks.count_top_named_entities(10,",
