@@ -60,10 +60,11 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         }
     };
     let id = message.headers.id.clone();
-    shared
-        .events
-        .task("task-received", &id, received_fields(&message))
-        .await;
+    // Built only when someone listens: this runs for every message.
+    if shared.events.task_events_enabled() {
+        let fields = received_fields(&message);
+        shared.events.task("task-received", &id, fields).await;
+    }
     if admit(shared, &message, delivery).await {
         run(shared, &message, &envelope, delivery).await;
     }
