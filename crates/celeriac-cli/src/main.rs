@@ -12,6 +12,12 @@ mod logging;
 
 use clap::{Parser, Subcommand};
 
+// mimalloc instead of glibc's malloc: the worker, the servers and the seeder
+// allocate many short-lived small objects per message, request and row, and
+// glibc's free lists cost a quarter of their CPU time (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Celeriac: a Celery-compatible distributed task queue, and the post-history system built on it.
 #[derive(Debug, Parser)]
 #[command(name = "celeriac", version, about, long_about = None)]

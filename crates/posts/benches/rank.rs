@@ -9,6 +9,10 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+// The allocator of the `celeriac` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 

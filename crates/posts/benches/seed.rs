@@ -8,6 +8,10 @@
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
+// The allocator of the `celeriac` binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use posts::raw::{self, PreprocessOptions};

@@ -51,15 +51,23 @@ for i = 5, #KEYS do
       local props = string.find(item, '"properties"', from, true)
       if not props then props = string.find(item, '"properties"', 1, true) end
       if props then
-        tag = string.match(item, '"delivery_tag"%s*:%s*"([^"]*)"', props)
-        exchange, routing_key = string.match(item,
-          '"exchange"%s*:%s*"([^"]*)"%s*,%s*"routing_key"%s*:%s*"([^"]*)"', props)
-        if not exchange then
-          exchange = string.match(item, '"exchange"%s*:%s*"([^"]*)"', props) or ''
-          routing_key = string.match(item, '"routing_key"%s*:%s*"([^"]*)"', props) or ''
+        -- Plain finds (memchr speed) locate each key; the patterns are then
+        -- anchored at it. An unanchored pattern scan costs several µs per
+        -- message in Lua's matcher, more than all the Redis commands here.
+        local at = string.find(item, '"delivery_tag"', props, true)
+        if at then
+          tag = string.match(item, '^"delivery_tag"%s*:%s*"([^"]*)"', at)
         end
-        if string.find(item, 'redelivered', props, true)
-          and string.find(item, '"redelivered"%s*:%s*true', props) then
+        at = string.find(item, '"exchange"', props, true)
+        if at then
+          exchange = string.match(item, '^"exchange"%s*:%s*"([^"]*)"', at) or ''
+        end
+        at = string.find(item, '"routing_key"', props, true)
+        if at then
+          routing_key = string.match(item, '^"routing_key"%s*:%s*"([^"]*)"', at) or ''
+        end
+        at = string.find(item, '"redelivered"', props, true)
+        if at and string.find(item, '^"redelivered"%s*:%s*true', at) then
           redelivered = 1
         end
       end
