@@ -51,6 +51,45 @@ fn every_captured_task_message_decodes_and_matches_its_body() {
             "{name}: correlation id is the task id"
         );
         assert!(!message.headers.task.is_empty(), "{name}: task name");
+        // The worker's one-pass decoder reads exactly the same message.
+        let (fast, priority) =
+            TaskMessage::decode(&raw).unwrap_or_else(|e| panic!("{name} (decode): {e}"));
+        assert_eq!(fast, message, "{name}: decode agrees with from_slice");
+        assert_eq!(priority, envelope.properties.priority, "{name}: priority");
+    }
+}
+
+#[test]
+fn the_worker_decoder_refuses_what_from_slice_refuses_with_the_same_reason() {
+    use celeriac::protocol::ProtocolError;
+    let good = read(&task_fixtures()[0]);
+    let mut v1: Value = serde_json::from_slice(&good).expect("json");
+    v1["headers"] = serde_json::json!({"lang": "py"});
+    let mut pickle = serde_json::from_slice::<Value>(&good).expect("json");
+    pickle["content-type"] = "application/x-python-serialize".into();
+    let mut no_id = serde_json::from_slice::<Value>(&good).expect("json");
+    no_id["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("id");
+    let cases: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        br#"{"body": "x"}"#.to_vec(),
+        serde_json::to_vec(&v1).expect("json"),
+        serde_json::to_vec(&pickle).expect("json"),
+        serde_json::to_vec(&no_id).expect("json"),
+    ];
+    for raw in cases {
+        let slow = TaskMessage::from_slice(&raw).expect_err("from_slice refuses");
+        let fast = TaskMessage::decode(&raw).expect_err("decode refuses");
+        assert_eq!(
+            std::mem::discriminant(&slow),
+            std::mem::discriminant(&fast),
+            "{slow} / {fast}"
+        );
+        if matches!(fast, ProtocolError::Headers(_)) {
+            assert!(fast.to_string().contains("missing field `id`"), "{fast}");
+        }
     }
 }
 

@@ -9,66 +9,52 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{null_as_default, time, Envelope, Properties, ProtocolError};
+use std::borrow::Cow;
 
-/// Protocol v2 task headers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use super::headers_de::V2Headers;
+use super::{time, Envelope, Properties, ProtocolError};
+
+/// Protocol v2 task headers. (Read by a hand-written visitor in
+/// `headers_de.rs`, one pass; the serde attributes below say how they are
+/// written.)
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskHeaders {
     /// Producer language, `py` for Celery; we send `rust`.
-    #[serde(default)]
     pub lang: Option<String>,
     /// Registered task name.
     pub task: String,
     /// Task id (a uuid).
     pub id: String,
     /// Id of the first task of a workflow.
-    #[serde(default)]
     pub root_id: Option<String>,
     /// Id of the task that sent this one.
-    #[serde(default)]
     pub parent_id: Option<String>,
     /// Group id when part of a group.
-    #[serde(default)]
     pub group: Option<String>,
     /// Position inside the group.
-    #[serde(default)]
     pub group_index: Option<i64>,
     /// How many times this task has been retried.
-    #[serde(default, deserialize_with = "null_as_default")]
     pub retries: u32,
     /// Run no earlier than this ISO-8601 time.
-    #[serde(default)]
     pub eta: Option<String>,
     /// Do not run after this ISO-8601 time.
-    #[serde(default)]
     pub expires: Option<String>,
     /// `[hard, soft]` time limits in seconds, either may be null.
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        serialize_with = "seconds_pair"
-    )]
+    #[serde(serialize_with = "seconds_pair")]
     pub timelimit: (Option<f64>, Option<f64>),
     /// `repr` of the args, for monitors.
-    #[serde(default)]
     pub argsrepr: Option<String>,
     /// `repr` of the kwargs, for monitors.
-    #[serde(default)]
     pub kwargsrepr: Option<String>,
     /// `pid@hostname` of the producer.
-    #[serde(default)]
     pub origin: Option<String>,
     /// Name shown instead of `task` in logs.
-    #[serde(default)]
     pub shadow: Option<String>,
     /// Do not store the result (Celery sends `null` for "not set").
-    #[serde(default, deserialize_with = "null_as_default")]
     pub ignore_result: bool,
     /// Names of stamped headers (Celery 5.3+).
-    #[serde(default)]
     pub stamped_headers: Option<Value>,
     /// Stamps (Celery 5.3+).
-    #[serde(default)]
     pub stamps: Option<Value>,
     /// Headers we do not model, kept verbatim.
     #[serde(flatten)]
@@ -179,6 +165,48 @@ impl TaskMessage {
         })
     }
 
+    /// Decode a task message from the bytes stored in a queue, with the
+    /// priority it was sent with: the worker's path. Unlike [`Self::from_slice`]
+    /// it builds no [`Envelope`]: the headers are read once, straight into
+    /// [`TaskHeaders`], and the transport properties other than the
+    /// priority and body encoding are skipped without being copied.
+    ///
+    /// # Errors
+    /// As [`Self::from_envelope`], and [`ProtocolError::Envelope`] when the
+    /// bytes are not a kombu envelope.
+    pub fn decode(bytes: &[u8]) -> Result<(Self, Option<u8>), ProtocolError> {
+        let wire: WireTask<'_> =
+            serde_json::from_slice(bytes).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
+        let headers = match wire.headers {
+            None => return Err(ProtocolError::ProtocolV1),
+            Some(raw) => serde_json::from_str::<V2Headers>(raw.get())
+                .map_err(|e| ProtocolError::Headers(e.to_string()))?
+                .0
+                .ok_or(ProtocolError::ProtocolV1)?,
+        };
+        let content_type = wire.content_type.as_deref().unwrap_or(JSON);
+        if content_type != JSON {
+            return Err(ProtocolError::ContentType(content_type.to_owned()));
+        }
+        let body = match wire.properties.body_encoding.as_deref() {
+            None | Some("base64") => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(wire.body.as_bytes())
+                    .map_err(|e| ProtocolError::Base64(e.to_string()))?
+            }
+            Some(_) => wire.body.into_owned().into_bytes(),
+        };
+        let (args, kwargs, embed) = decode_body(&body)?;
+        let message = TaskMessage {
+            headers,
+            args,
+            kwargs,
+            embed,
+        };
+        Ok((message, wire.properties.priority))
+    }
+
     /// Decode a task message from the bytes stored in a queue.
     pub fn from_slice(bytes: &[u8]) -> Result<(Self, Envelope), ProtocolError> {
         let envelope = Envelope::from_slice(bytes)?;
@@ -204,6 +232,29 @@ impl TaskMessage {
             Properties::for_task(&self.headers.id, queue, priority),
         )
     }
+}
+
+const JSON: &str = "application/json";
+
+/// The parts of a kombu envelope a worker reads; everything else is skipped.
+#[derive(Deserialize)]
+struct WireTask<'a> {
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+    #[serde(rename = "content-type", default, borrow)]
+    content_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    headers: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    properties: WireProperties<'a>,
+}
+
+#[derive(Deserialize)]
+struct WireProperties<'a> {
+    #[serde(default)]
+    priority: Option<u8>,
+    #[serde(default, borrow)]
+    body_encoding: Option<Cow<'a, str>>,
 }
 
 type Body = (Vec<Value>, Map<String, Value>, Embed);

@@ -17,6 +17,7 @@
 mod dead_letter;
 mod envelope;
 mod event;
+mod headers_de;
 mod message;
 mod result;
 pub mod time;

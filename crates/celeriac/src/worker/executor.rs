@@ -52,7 +52,7 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         dead_letter(shared, delivery, &reason).await;
         return;
     }
-    let (message, envelope) = match TaskMessage::from_slice(&delivery.payload) {
+    let (message, priority) = match TaskMessage::decode(&delivery.payload) {
         Ok(decoded) => decoded,
         Err(err) => {
             dead_letter(shared, delivery, &err.to_string()).await;
@@ -66,7 +66,7 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         shared.events.task("task-received", &id, fields).await;
     }
     if admit(shared, &message, delivery).await {
-        run(shared, &message, &envelope, delivery).await;
+        run(shared, &message, priority.unwrap_or(0), delivery).await;
     }
     shared.state.release(&id);
 }
@@ -140,12 +140,7 @@ async fn revoked(
         .await;
 }
 
-async fn run(
-    shared: &Shared,
-    message: &TaskMessage,
-    envelope: &crate::protocol::Envelope,
-    delivery: &Delivery,
-) {
+async fn run(shared: &Shared, message: &TaskMessage, priority: u8, delivery: &Delivery) {
     let headers = &message.headers;
     let Some(task) = shared.app.task(&headers.task).cloned() else {
         return;
@@ -249,7 +244,7 @@ async fn run(
         }
         Err(err) if super::retry::wanted(&defaults, &err) && headers.retries < max_retries => {
             let countdown = super::retry::delay(&defaults, &err, headers.retries);
-            match retry(shared, message, envelope, delivery, &err, countdown).await {
+            match retry(shared, message, priority, delivery, &err, countdown).await {
                 Some(meta) => {
                     failed_event(shared, "task-retried", &headers.id, &err).await;
                     meta

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::consumer::Shared;
 use crate::broker::{Delivery, OutgoingMessage};
-use crate::protocol::{time, Envelope, ResultMeta, TaskMessage, TaskState};
+use crate::protocol::{time, ResultMeta, TaskMessage, TaskState};
 use crate::task::TaskError;
 
 /// Re-send the task with one more retry and an ETA; returns the RETRY state,
@@ -17,7 +17,7 @@ use crate::task::TaskError;
 pub(super) async fn retry(
     shared: &Shared,
     message: &TaskMessage,
-    envelope: &Envelope,
+    priority: u8,
     delivery: &Delivery,
     err: &TaskError,
     countdown: Duration,
@@ -27,7 +27,6 @@ pub(super) async fn retry(
     let mut next = message.clone();
     next.headers.retries += 1;
     next.headers.eta = Some(time::format(eta));
-    let priority = envelope.properties.priority.unwrap_or(0);
     let outgoing = OutgoingMessage {
         queue: delivery.queue.clone(),
         priority,

@@ -470,19 +470,29 @@ impl Broker for RedisBroker {
     }
 }
 
-fn parse_reserved(reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<Vec<Delivery>> {
+fn parse_reserved(mut reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<Vec<Delivery>> {
     use redis::FromRedisValue;
     let bad = |what: &str| Error::broker("reading a Redis reservation", what.to_owned());
-    let body = match reply.split_last() {
-        Some((_moved, body)) => body,
-        None => return Err(bad("empty reply from reserve script")),
-    };
-    let mut out = Vec::with_capacity(body.len() / 4);
-    for chunk in body.chunks_exact(4) {
-        let tag = String::from_redis_value(&chunk[0]).map_err(|e| bad(&e.to_string()))?;
-        let payload = Vec::<u8>::from_redis_value(&chunk[1]).map_err(|e| bad(&e.to_string()))?;
-        let index = i64::from_redis_value(&chunk[2]).map_err(|e| bad(&e.to_string()))?;
-        let redelivered = i64::from_redis_value(&chunk[3]).map_err(|e| bad(&e.to_string()))? == 1;
+    if reply.pop().is_none() {
+        return Err(bad("empty reply from reserve script"));
+    }
+    if reply.len() % 4 != 0 {
+        return Err(bad("reserve script reply is not in fours"));
+    }
+    let mut out = Vec::with_capacity(reply.len() / 4);
+    let mut fields = reply.into_iter();
+    while let (Some(tag), Some(payload), Some(index), Some(redelivered)) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    {
+        let tag = String::from_redis_value(&tag).map_err(|e| bad(&e.to_string()))?;
+        // Taken, not copied: payloads are most of the reply's bytes.
+        let payload = match payload {
+            redis::Value::BulkString(bytes) => bytes,
+            other => Vec::<u8>::from_redis_value(&other).map_err(|e| bad(&e.to_string()))?,
+        };
+        let index = i64::from_redis_value(&index).map_err(|e| bad(&e.to_string()))?;
+        let redelivered =
+            i64::from_redis_value(&redelivered).map_err(|e| bad(&e.to_string()))? == 1;
         let queue = usize::try_from(index - 1)
             .ok()
             .and_then(|i| list_queue.get(i))
