@@ -171,13 +171,13 @@ mod tests {
 
     #[test]
     fn names_a_missing_or_mistyped_field() {
-        let err = serde_json::from_value::<TaskHeaders>(json!({"task": "t"})).unwrap_err();
+        let err = serde_json::from_value::<TaskHeaders>(json!({"task": "t"})).expect_err("no id");
         assert!(err.to_string().contains("missing field `id`"), "{err}");
         let err =
             serde_json::from_value::<TaskHeaders>(json!({"task": "t", "id": "i", "retries": "x"}))
-                .unwrap_err();
+                .expect_err("retries is not a number");
         assert!(err.to_string().contains("invalid type"), "{err}");
-        let err = serde_json::from_str::<TaskHeaders>("[1]").unwrap_err();
+        let err = serde_json::from_str::<TaskHeaders>("[1]").expect_err("not a map");
         assert!(err.to_string().contains("task headers"), "{err}");
     }
 

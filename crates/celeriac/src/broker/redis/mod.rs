@@ -476,7 +476,7 @@ fn parse_reserved(mut reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<V
     if reply.pop().is_none() {
         return Err(bad("empty reply from reserve script"));
     }
-    if reply.len() % 4 != 0 {
+    if !reply.len().is_multiple_of(4) {
         return Err(bad("reserve script reply is not in fours"));
     }
     let mut out = Vec::with_capacity(reply.len() / 4);
