@@ -50,6 +50,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+FLOOR = "HTTP floor (axum, body read, constant answer)"
+
+
+def wait_port(base, timeout=30.0):
+    host, port = base.rsplit("/", 1)[-1].split(":")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"{base} did not come up")
+
+
 def wait_http(url, timeout=30.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -192,6 +207,8 @@ class Procs:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/celeriac"))
+    ap.add_argument("--floor", default=os.path.join(ROOT, "target/release/examples/http_floor"),
+                    help="the HTTP floor server (crates/posts/examples/http_floor.rs)")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=64, help="closed-loop connections")
@@ -234,6 +251,11 @@ def main():
         celeriac = procs.start([args.celeriac, "rank-server", "--port", str(port),
                                 "--backend", f"{redis_url}/0"])
         servers.append(("Celeriac rank-server", f"http://127.0.0.1:{port}", celeriac))
+        # The floor: the same HTTP stack reading the body and answering a
+        # constant; no handler can be faster than this on this machine.
+        port = free_port()
+        floor = procs.start([args.floor, str(port)])
+        servers.append((FLOOR, f"http://127.0.0.1:{port}", floor))
         for workers in (1, 2):
             port = free_port()
             p = procs.start([args.python, "-m", "uvicorn", "ranking_server:app", "--port", str(port),
@@ -242,13 +264,17 @@ def main():
                             env=dict(os.environ, REDIS_CONNECTION_STRING=redis_url))
             servers.append((f"FastAPI/uvicorn, {workers} worker{'s' if workers > 1 else ''}",
                             f"http://127.0.0.1:{port}", p))
-        for _, base, _ in servers:
-            wait_http(base + "/health")
+        for name, base, _ in servers:
+            if name != FLOOR:
+                wait_http(base + "/health")
+            else:
+                wait_port(base)
 
         # Parity: the same ranking from every server.
         for n, path in bodies.items():
             body = open(path, "rb").read()
-            answers = {name: post(base + "/rank", body)["ranked_ids"] for name, base, _ in servers}
+            answers = {name: post(base + "/rank", body)["ranked_ids"]
+                       for name, base, _ in servers if name != FLOOR}
             items = json.loads(body)["items"]
             expected = [i["id"] for i in items if not any(e in i["text"] for e in ENTITIES)] + \
                        [i["id"] for i in items if any(e in i["text"] for e in ENTITIES)]
@@ -285,7 +311,10 @@ def main():
         lines.append("")
         for n in bodies:
             ours = results[(servers[0][0], n)][0]["rps"]
-            for name, _, _ in servers[1:]:
+            floor_rps = results[(FLOOR, n)][0]["rps"]
+            lines.append(f"- {n} items: Celeriac reaches **{100 * ours / floor_rps:.0f} %** of the "
+                         f"HTTP floor ({floor_rps:,.0f} req/s: body read, constant answer)")
+            for name, _, _ in servers[2:]:
                 theirs = results[(name, n)][0]["rps"]
                 ours_cpu = results[(servers[0][0], n)][0]["cpu_us"]
                 theirs_cpu = results[(name, n)][0]["cpu_us"]
