@@ -45,10 +45,13 @@ impl Shared {
     /// Record whether `tag` must be given back should the worker abort now
     /// (true until it is acknowledged).
     pub(super) fn hold(&self, tag: &str, give_back: bool) {
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tag.to_owned(), give_back);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.get_mut(tag) {
+            Some(flag) => *flag = give_back,
+            None => {
+                held.insert(tag.to_owned(), give_back);
+            }
+        }
     }
 
     /// Tags still unacknowledged (their leases need renewing).

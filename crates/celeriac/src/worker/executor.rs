@@ -230,11 +230,13 @@ async fn run(shared: &Shared, message: &TaskMessage, priority: u8, delivery: &De
     let meta = match outcome {
         Ok(value) => {
             shared.stats.finished(&headers.task, true);
-            let fields = vec![("result", repr(&value).into()), ("runtime", runtime.into())];
-            shared
-                .events
-                .task("task-succeeded", &headers.id, fields)
-                .await;
+            if shared.events.task_events_enabled() {
+                let fields = vec![("result", repr(&value).into()), ("runtime", runtime.into())];
+                shared
+                    .events
+                    .task("task-succeeded", &headers.id, fields)
+                    .await;
+            }
             ResultMeta::new(&headers.id, TaskState::Success, value)
         }
         Err(_) if shared.state.is_revoked(&headers.id) => {

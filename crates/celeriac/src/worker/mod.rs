@@ -115,12 +115,15 @@ impl WorkerStats {
         } else {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        *self
-            .per_task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
-            .or_default() += 1;
+        let mut per_task = self.per_task.lock().unwrap_or_else(|e| e.into_inner());
+        // Look up before inserting: the name is allocated once per task
+        // name, not once per message.
+        match per_task.get_mut(name) {
+            Some(count) => *count += 1,
+            None => {
+                per_task.insert(name.to_owned(), 1);
+            }
+        }
     }
 }
 
