@@ -15,6 +15,10 @@
 //!    backlog; paced below the drain rate (with a small `--chunk`), it is
 //!    the latency of a queue keeping up.
 //!
+//! The drain phase also reports CPU time per task, of the workers and (on
+//! Redis) of the Redis server ([`cpu`]): on a shared machine, where rates
+//! move with everyone else's load, that is the steadier figure.
+//!
 //! A completion time is the `date_done` the worker stored with the result
 //! (Celery's own field), so the measurement reads only what any Celery-
 //! compatible worker writes. That is the seam for comparing implementations:
@@ -25,6 +29,8 @@
 //! measurement stay as they are). With `--no-results` nothing is stored, so
 //! completions are counted by the in-process workers themselves and no
 //! latency is reported.
+
+mod cpu;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -147,6 +153,9 @@ struct Phase {
     tasks_per_second: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<Latency>,
+    /// CPU per task (drain phase only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_per_task: Option<cpu::CpuPerTask>,
 }
 
 /// Enqueue-to-done latency percentiles, in milliseconds.
@@ -164,6 +173,7 @@ impl Phase {
             seconds,
             tasks_per_second: tasks as f64 / seconds,
             latency_ms,
+            cpu_per_task: None,
         }
     }
 }
@@ -202,6 +212,14 @@ impl Pool {
                     .sum(),
             ),
             Pool::Processes(_) => None,
+        }
+    }
+
+    /// The worker processes' ids (none for in-process workers).
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Pool::InProcess(_) => Vec::new(),
+            Pool::Processes(children) => children.iter().filter_map(|c| c.id()).collect(),
         }
     }
 
@@ -363,11 +381,16 @@ impl Bench {
         let enqueue = Phase::new(n, enqueue_secs, None);
 
         // 2. Drain the full queue.
+        let broker_url = &self.config.app.broker_url;
+        let cpu = cpu::CpuMark::before_workers(!self.args.processes, broker_url).await;
         let started = Utc::now();
         let pool = self.start_pool().await?;
         let outcome = self.drain_phase(&pool, &ids, started, n as u64).await;
         let drain = match outcome {
-            Ok(phase) => phase,
+            Ok(mut phase) => {
+                phase.cpu_per_task = cpu.per_task(n, &pool.pids(), broker_url).await;
+                phase
+            }
             Err(err) => {
                 pool.stop().await?;
                 return Err(err);
@@ -654,6 +677,16 @@ fn print_report(r: &Report) {
     };
     line("enqueue", &r.enqueue);
     line("drain", &r.drain);
+    if let Some(cpu) = r.drain.cpu_per_task {
+        let redis = cpu
+            .redis_us
+            .map(|us| format!(", Redis {us:.1} µs"))
+            .unwrap_or_default();
+        println!(
+            "  {:<11} workers {:.1} µs{redis} of CPU per task (load on the machine skews this less than the rates)",
+            "drain CPU", cpu.workers_us
+        );
+    }
     line("end to end", &r.end_to_end);
 }
 
