@@ -1,4 +1,4 @@
-//! Rows travel from the serializing thread to the SQLite thread in packed
+//! Rows travel from the producing thread to the SQLite thread in packed
 //! batches: one byte buffer holding every text field back to back, plus the
 //! field boundaries, so a batch of thousands of rows costs two allocations.
 
@@ -11,7 +11,7 @@ const FIELDS: usize = 6;
 /// A batch of rows whose text lives in one buffer.
 #[derive(Debug, Default)]
 pub(crate) struct RowBatch {
-    buf: Vec<u8>,
+    buf: String,
     /// Per row: the end offset of each field, and the two constant fields.
     rows: Vec<([usize; FIELDS], &'static str, &'static str)>,
 }
@@ -31,7 +31,7 @@ pub(crate) struct DbRow<'a> {
 impl RowBatch {
     pub(crate) fn with_capacity(rows: usize) -> Self {
         Self {
-            buf: Vec::with_capacity(rows * 1024),
+            buf: String::with_capacity(rows * 1024),
             rows: Vec::with_capacity(rows),
         }
     }
@@ -40,50 +40,49 @@ impl RowBatch {
         self.rows.len()
     }
 
-    /// Appends a row; `blob` writes the JSON into the buffer.
+    /// Appends a row; `created_at` and `post_blob` write those fields.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn push<E>(
+    pub(crate) fn push(
         &mut self,
         post_id: &str,
         session_timestamp: &str,
         session_user_id: &str,
         author_name_hash: &str,
-        created_at: &str,
+        created_at: impl FnOnce(&mut String),
         platform: &'static str,
         kind: &'static str,
-        blob: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
+        post_blob: impl FnOnce(&mut String),
+    ) {
         let mut ends = [0usize; FIELDS];
         for (k, field) in [
             post_id,
             session_timestamp,
             session_user_id,
             author_name_hash,
-            created_at,
         ]
         .into_iter()
         .enumerate()
         {
-            self.buf.extend_from_slice(field.as_bytes());
+            self.buf.push_str(field);
             ends[k] = self.buf.len();
         }
-        blob(&mut self.buf)?;
+        created_at(&mut self.buf);
+        ends[FIELDS - 2] = self.buf.len();
+        post_blob(&mut self.buf);
         ends[FIELDS - 1] = self.buf.len();
         self.rows.push((ends, platform, kind));
-        Ok(())
     }
 
-    /// The rows; a field that is not UTF-8 (impossible for what `push`
-    /// is given, as serde_json writes UTF-8) is an error.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = Result<DbRow<'_>, std::str::Utf8Error>> {
+    /// The rows.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = DbRow<'_>> {
         let mut start = 0;
         self.rows.iter().map(move |(ends, platform, kind)| {
             let mut f = [""; FIELDS];
             for (k, end) in ends.iter().enumerate() {
-                f[k] = std::str::from_utf8(&self.buf[start..*end])?;
+                f[k] = self.buf.get(start..*end).unwrap_or_default();
                 start = *end;
             }
-            Ok(DbRow {
+            DbRow {
                 post_id: f[0],
                 session_timestamp: f[1],
                 session_user_id: f[2],
@@ -92,7 +91,7 @@ impl RowBatch {
                 post_blob: f[5],
                 platform,
                 kind,
-            })
+            }
         })
     }
 }
@@ -102,7 +101,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packs_and_unpacks() -> Result<(), Box<dyn std::error::Error>> {
+    fn packs_and_unpacks() {
         let mut b = RowBatch::with_capacity(2);
         for i in 0..2 {
             b.push(
@@ -110,16 +109,13 @@ mod tests {
                 "ts",
                 "user",
                 "author",
-                &format!("c{i}"),
+                |out| out.push_str(&format!("c{i}")),
                 "reddit",
                 "post",
-                |buf| {
-                    buf.extend_from_slice(b"{\"x\":1}");
-                    Ok::<_, std::io::Error>(())
-                },
-            )?;
+                |out| out.push_str("{\"x\":1}"),
+            );
         }
-        let rows: Vec<DbRow<'_>> = b.rows().collect::<Result<_, _>>()?;
+        let rows: Vec<DbRow<'_>> = b.rows().collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(
             (rows[1].post_id, rows[1].created_at, rows[1].post_blob),
@@ -129,6 +125,5 @@ mod tests {
             (rows[0].session_user_id, rows[0].platform, rows[0].kind),
             ("user", "reddit", "post")
         );
-        Ok(())
     }
 }

@@ -29,6 +29,7 @@
 
 mod batch;
 mod distribution;
+mod input;
 mod pool;
 mod writer;
 
@@ -37,7 +38,7 @@ pub use pool::PoolUser;
 
 use crate::db;
 use crate::models::datetime::format_db;
-use crate::models::{ContentItem, Platform};
+use crate::models::Platform;
 use crate::raw::{self, RawError};
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
@@ -229,38 +230,10 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
     if !missing.is_empty() {
         return Err(SeedError::MissingInput(missing));
     }
-    // One reader thread per file; results keep the platform order.
-    let loaded: Vec<Result<Vec<ContentItem>, RawError>> = std::thread::scope(|scope| {
-        let readers: Vec<_> = used
-            .iter()
-            .map(|p| {
-                let path = opts.data_dir.join(raw::normalized_file(*p));
-                scope.spawn(move || {
-                    let mut v = raw::read_jsonl(&path)?;
-                    if opts.user_pool {
-                        v.sort_by_key(|i| i.created_at); // stable: threads keep their order on ties
-                    }
-                    Ok(v)
-                })
-            })
-            .collect();
-        readers
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(RawError::new(
-                        &opts.data_dir,
-                        None,
-                        "a reader thread panicked",
-                    ))
-                })
-            })
-            .collect()
-    });
-    let mut items: Vec<(Platform, Vec<ContentItem>)> = Vec::with_capacity(used.len());
-    for (p, v) in used.iter().zip(loaded) {
-        items.push((*p, v?));
-    }
+    // The files, parsed in parallel (`input.rs`); the items borrow `buffers`.
+    let mut buffers = Vec::new();
+    let parsed = input::read_files(&opts.data_dir, &used, opts.user_pool, &mut buffers)?;
+    let items: Vec<(Platform, Vec<input::Item<'_>>)> = used.iter().copied().zip(parsed).collect();
     let total: usize = items.iter().map(|i| i.1.len()).sum();
 
     // 2. Plan.
@@ -312,12 +285,12 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
         }
     }
 
-    // 3. Write: this thread serializes rows into batches while a second
-    //    one inserts them (the two halves cost about the same).
+    // 3. Write: this thread packs rows into batches while a second one
+    //    inserts them.
     let test_user = test_user_id(&opts.salt);
     let write_started = Instant::now();
     let feed = Feed {
-        items: &mut items,
+        items: &items,
         plans: &plans,
         users: &users,
         test_user: &test_user,
@@ -327,20 +300,13 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
         let (tx, rx) = std::sync::mpsc::sync_channel::<batch::RowBatch>(4);
         let (path, mode, progress) = (&opts.db_path, opts.if_exists, opts.progress);
         let writer = scope.spawn(move || writer::load(path, mode, total as u64, progress, rx));
-        let produced = feed.produce(&tx);
+        feed.produce(&tx);
         drop(tx);
-        let written = writer.join().unwrap_or_else(|_| {
+        writer.join().unwrap_or_else(|_| {
             Err(SeedError::InvalidOption(
                 "the database writer thread panicked".into(),
             ))
-        });
-        // A writer error comes first: it is why the producer may have stopped.
-        let counts = written?;
-        produced.map_err(|e| SeedError::Db {
-            path: opts.db_path.clone(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
-        Ok::<_, SeedError>(counts)
+        })
     })?;
     let write_time = write_started.elapsed();
     let users_with_sessions = if opts.user_pool {
@@ -364,22 +330,23 @@ fn from_secs(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
-/// Everything the serializing thread needs to produce the rows.
-struct Feed<'a> {
-    items: &'a mut [(Platform, Vec<ContentItem>)],
+/// Everything the producing thread needs to make the rows.
+struct Feed<'a, 'b> {
+    items: &'a [(Platform, Vec<input::Item<'b>>)],
     plans: &'a [Vec<pool::PlannedRow>],
     users: &'a [PoolUser],
     test_user: &'a str,
     user_pool: bool,
 }
 
-impl Feed<'_> {
-    /// Serializes every row, in order, into batches sent to `tx`. Stops
-    /// quietly when the receiver is gone (the writer failed and says why).
-    fn produce(
-        self,
-        tx: &std::sync::mpsc::SyncSender<batch::RowBatch>,
-    ) -> Result<(), serde_json::Error> {
+impl Feed<'_, '_> {
+    /// Makes every row, in order, into batches sent to `tx`. Stops quietly
+    /// when the receiver is gone (the writer failed and says why).
+    ///
+    /// A row's `post_blob` is `serde_json::to_string` of its item with the
+    /// row's `created_at`: the item's serialization with the new time
+    /// spliced in (see `input.rs`).
+    fn produce(self, tx: &std::sync::mpsc::SyncSender<batch::RowBatch>) {
         let mut out = batch::RowBatch::with_capacity(batch::BATCH_ROWS);
         let send = |out: &mut batch::RowBatch, force: bool| -> bool {
             if out.len() < batch::BATCH_ROWS && !(force && out.len() > 0) {
@@ -388,25 +355,34 @@ impl Feed<'_> {
             let full = std::mem::replace(out, batch::RowBatch::with_capacity(batch::BATCH_ROWS));
             tx.send(full).is_ok()
         };
-        for (k, (platform, v)) in self.items.iter_mut().enumerate() {
+        for (k, (platform, v)) in self.items.iter().enumerate() {
             let pname = platform.as_str();
             if self.user_pool {
                 let mut session = (i64::MIN, String::new());
                 for r in &self.plans[k] {
-                    let item = &mut v[r.item];
+                    let item = &v[r.item];
                     if r.session_ts != session.0 {
                         session = (r.session_ts, format_db(&from_secs(r.session_ts)));
                     }
-                    item.created_at = from_secs(r.created_at);
-                    push(
-                        &mut out,
-                        item,
-                        pname,
+                    let created_at = from_secs(r.created_at);
+                    let (before, after) = item.around_created_at();
+                    out.push(
+                        &item.id,
                         &session.1,
                         &self.users[r.user].user_id,
-                    )?;
+                        &item.author_name_hash,
+                        |buf| input::push_time(buf, &created_at, ' '),
+                        pname,
+                        item.kind.as_str(),
+                        |buf| {
+                            buf.push_str(before);
+                            input::push_time(buf, &created_at, 'T');
+                            buf.push('Z');
+                            buf.push_str(after);
+                        },
+                    );
                     if !send(&mut out, false) {
-                        return Ok(());
+                        return;
                     }
                 }
             } else {
@@ -416,36 +392,25 @@ impl Feed<'_> {
                     .max()
                     .map(|t| format_db(&t))
                     .unwrap_or_default();
-                for item in v.iter() {
-                    push(&mut out, item, pname, &session, self.test_user)?;
+                for item in v {
+                    out.push(
+                        &item.id,
+                        &session,
+                        self.test_user,
+                        &item.author_name_hash,
+                        |buf| input::push_time(buf, &item.created_at, ' '),
+                        pname,
+                        item.kind.as_str(),
+                        |buf| buf.push_str(item.json()),
+                    );
                     if !send(&mut out, false) {
-                        return Ok(());
+                        return;
                     }
                 }
             }
         }
         send(&mut out, true);
-        Ok(())
     }
-}
-
-fn push(
-    out: &mut batch::RowBatch,
-    item: &ContentItem,
-    platform: &'static str,
-    session_ts: &str,
-    user: &str,
-) -> Result<(), serde_json::Error> {
-    out.push(
-        &item.id,
-        session_ts,
-        user,
-        &item.author_name_hash,
-        &format_db(&item.created_at),
-        platform,
-        item.kind.as_str(),
-        |buf| serde_json::to_writer(buf, item),
-    )
 }
 
 /// The seed `celeriac demo` uses for its sample data and user pool.

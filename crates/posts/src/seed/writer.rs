@@ -6,7 +6,8 @@
 //! 2. Bulk load: one transaction, 32-row INSERT statements, `synchronous=OFF`.
 //!    A brand-new file gets 16 KiB pages, is loaded with the journal off and
 //!    gets its indexes after the rows (faster), then switches to WAL; an
-//!    existing file stays in WAL with its rollback protection.
+//!    existing file stays in WAL with its rollback protection. The indexes
+//!    are sorted in runs, on helper threads (see the cache in `load`).
 //! 3. Upsert: a row is identified by `(post_id, session_user_id)`; it is
 //!    updated in place (found through the `post_id` index) or inserted. The
 //!    schema is not changed, so databases from the Python seeder, which may
@@ -31,6 +32,10 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> SeedError + '_ {
 
 const INSERT: &str = "INSERT INTO posts (post_id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 const UPDATE: &str = "UPDATE posts SET session_timestamp = ?2, platform = ?4, type = ?5, author_name_hash = ?6, created_at = ?7, post_blob = ?8 WHERE post_id = ?1 AND session_user_id = ?3";
+
+/// The page cache of a plain load, in KiB, which is also the size of the
+/// index sorter's runs.
+const SORT_RUN_KIB: i64 = 4096;
 
 /// Rows per multi-row INSERT statement (8 parameters each).
 const CHUNK: usize = 32;
@@ -103,14 +108,25 @@ pub(crate) fn load(
     }
     conn.pragma_update(None, "synchronous", "OFF")
         .map_err(&err)?;
-    // A cache big enough that pages are not spilled before the commit
-    // (SQLite allocates it lazily, so small loads stay small), and sorter
-    // threads for building the indexes.
-    conn.pragma_update(None, "cache_size", -262_144)
-        .map_err(&err)?;
-    conn.pragma_update(None, "threads", 2).map_err(&err)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")
-        .map_err(&err)?;
+    if late_indexes {
+        // A small page cache: SQLite sizes the in-memory runs of its sorter
+        // to the cache, so each index is sorted run by run on helper
+        // threads while this one scans the table, then merged, rather than
+        // in one big sort on this thread (an in-memory `temp_store` would
+        // turn the runs off, so it stays FILE). Pages spill to the file as
+        // the load goes (there is no rollback journal to write first), and
+        // the commit has little left to do.
+        conn.pragma_update(None, "cache_size", -SORT_RUN_KIB)
+            .map_err(&err)?;
+        let helpers = std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1));
+        conn.pragma_update(None, "threads", helpers.clamp(1, 4) as i64)
+            .map_err(&err)?;
+    } else {
+        // Upserts look rows up through the post_id index: a big cache
+        // (allocated lazily, so small loads stay small).
+        conn.pragma_update(None, "cache_size", -262_144)
+            .map_err(&err)?;
+    }
 
     let bar = if progress {
         ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
@@ -150,10 +166,7 @@ pub(crate) fn load(
             Some(tx.prepare(&multi_insert(CHUNK)).map_err(&err)?)
         };
         let mut put = |batch: &RowBatch| -> rusqlite::Result<()> {
-            let rows: Vec<_> = batch
-                .rows()
-                .collect::<Result<_, _>>()
-                .map_err(rusqlite::Error::Utf8Error)?;
+            let rows: Vec<_> = batch.rows().collect();
             let mut rest = &rows[..];
             if let Some(stmt) = chunked.as_mut() {
                 while rest.len() >= CHUNK {
