@@ -17,9 +17,9 @@
 //!    `ContentItem`, with the same errors as [`raw::read_jsonl`], and
 //!    serialized again. Same result, slower.
 //! 3. [`read_files`]: the files are cut into chunks of whole lines, checked
-//!    as UTF-8 and parsed by one thread per core; then each platform's items
-//!    are sorted by time when a user pool needs it (stable: ties keep file
-//!    order).
+//!    as UTF-8 and parsed by one thread per core; then, when a user pool
+//!    needs it, each platform's items are put in time order (as a stable
+//!    sort: ties keep file order) by sorting small keys, not the items.
 
 use crate::models::datetime::{format_iso, parse_datetime};
 use crate::models::{check_http_url, ContentItem, ItemType, Platform};
@@ -359,15 +359,25 @@ struct Chunk {
     end: usize,
 }
 
+/// The items of one file.
+#[derive(Debug, Default)]
+pub(crate) struct FileItems<'a> {
+    /// In file order.
+    pub(crate) items: Vec<Item<'a>>,
+    /// When asked for: indexes into `items` in `created_at` order, ties in
+    /// file order (what a stable sort gives).
+    pub(crate) by_time: Vec<usize>,
+}
+
 /// Reads and parses the normalized files of `platforms` in `dir`, in
-/// parallel; with `sort`, each platform's items are sorted by `created_at`
-/// (stable). `buffers` receives the file contents the items borrow.
+/// parallel; with `by_time`, also orders each file's items by time.
+/// `buffers` receives the file contents the items borrow.
 pub(crate) fn read_files<'a>(
     dir: &Path,
     platforms: &[Platform],
-    sort: bool,
+    by_time: bool,
     buffers: &'a mut Vec<Vec<u8>>,
-) -> Result<Vec<Vec<Item<'a>>>, RawError> {
+) -> Result<Vec<FileItems<'a>>, RawError> {
     let paths: Vec<PathBuf> = platforms
         .iter()
         .map(|p| dir.join(raw::normalized_file(*p)))
@@ -473,25 +483,33 @@ pub(crate) fn read_files<'a>(
             Err(_) => break,
         }
     }
-    let mut per_file: Vec<Vec<Item<'a>>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    let mut per_file: Vec<FileItems<'a>> = sizes
+        .into_iter()
+        .map(|n| FileItems {
+            items: Vec::with_capacity(n),
+            by_time: Vec::new(),
+        })
+        .collect();
     for (k, result) in parsed {
         let items = result?;
-        per_file[chunks.get(k).map_or(0, |c| c.file)].extend(items);
+        per_file[chunks.get(k).map_or(0, |c| c.file)]
+            .items
+            .extend(items);
     }
     // 3. Chronological order for the user pool.
-    if sort {
+    if by_time {
         std::thread::scope(|scope| {
-            for items in per_file.iter_mut() {
-                scope.spawn(move || sort_by_time(items));
+            for f in per_file.iter_mut() {
+                scope.spawn(move || f.by_time = time_order(&f.items));
             }
         });
     }
     Ok(per_file)
 }
 
-/// Sorts by `created_at`, ties in their present order (a stable sort),
-/// through small keys rather than moving the items around.
-fn sort_by_time(items: &mut Vec<Item<'_>>) {
+/// Indexes of `items` by `created_at`, ties in their present order.
+fn time_order(items: &[Item<'_>]) -> Vec<usize> {
+    // The index makes every key distinct, so an unstable sort is stable here.
     let mut keys: Vec<(i64, u32, usize)> = items
         .iter()
         .enumerate()
@@ -504,8 +522,7 @@ fn sort_by_time(items: &mut Vec<Item<'_>>) {
         })
         .collect();
     keys.sort_unstable();
-    let mut slots: Vec<Option<Item<'_>>> = std::mem::take(items).into_iter().map(Some).collect();
-    items.extend(keys.iter().filter_map(|k| slots[k.2].take()));
+    keys.into_iter().map(|k| k.2).collect()
 }
 
 #[cfg(test)]
@@ -650,14 +667,19 @@ mod tests {
             )?;
             raw::preprocess(&raw_dir, &norm, &raw::PreprocessOptions::default())?;
             let mut buffers = Vec::new();
-            let files = read_files(&norm, &Platform::ALL, false, &mut buffers)?;
+            let files = read_files(&norm, &Platform::ALL, true, &mut buffers)?;
             let expected: Vec<Vec<ContentItem>> = Platform::ALL
                 .iter()
                 .map(|p| raw::read_jsonl(&norm.join(raw::normalized_file(*p))))
                 .collect::<Result<_, _>>()?;
             let mut n = 0;
-            for (items, serde_items) in files.iter().zip(&expected) {
+            for (file, serde_items) in files.iter().zip(&expected) {
+                let items = &file.items;
                 assert_eq!(items.len(), serde_items.len());
+                // The time order is what a stable sort gives.
+                let mut sorted: Vec<usize> = (0..items.len()).collect();
+                sorted.sort_by_key(|&k| serde_items[k].created_at);
+                assert_eq!(file.by_time, sorted);
                 for (k, (item, parsed)) in items.iter().zip(serde_items).enumerate() {
                     assert!(
                         matches!(item.json, Cow::Borrowed(_)),

@@ -233,8 +233,8 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
     // The files, parsed in parallel (`input.rs`); the items borrow `buffers`.
     let mut buffers = Vec::new();
     let parsed = input::read_files(&opts.data_dir, &used, opts.user_pool, &mut buffers)?;
-    let items: Vec<(Platform, Vec<input::Item<'_>>)> = used.iter().copied().zip(parsed).collect();
-    let total: usize = items.iter().map(|i| i.1.len()).sum();
+    let items: Vec<(Platform, input::FileItems<'_>)> = used.iter().copied().zip(parsed).collect();
+    let total: usize = items.iter().map(|i| i.1.items.len()).sum();
 
     // 2. Plan.
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
@@ -244,7 +244,12 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
     if opts.user_pool {
         let weights: Vec<(Platform, f64)> = items
             .iter()
-            .map(|(p, v)| (*p, opts.platforms.weight(*p).unwrap_or(v.len() as f64)))
+            .map(|(p, v)| {
+                (
+                    *p,
+                    opts.platforms.weight(*p).unwrap_or(v.items.len() as f64),
+                )
+            })
             .collect();
         users = pool::draw_users(&mut rng, opts.n_users, &weights, &opts.activity, &opts.salt);
         let shape = pool::Shape {
@@ -257,7 +262,7 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
             let members: Vec<usize> = (0..users.len())
                 .filter(|&u| users[u].platform == *p)
                 .collect();
-            let rows = pool::plan_platform(&mut rng, &mut users, &members, v.len(), shape);
+            let rows = pool::plan_platform(&mut rng, &mut users, &members, v.items.len(), shape);
             let ts = |r: Option<&pool::PlannedRow>| {
                 r.and_then(|r| DateTime::from_timestamp(r.session_ts, 0))
             };
@@ -273,12 +278,12 @@ pub fn seed(opts: &SeedOptions, now: DateTime<Utc>) -> Result<SeedReport, SeedEr
         }
     } else {
         for (p, v) in &items {
-            let newest = v.iter().map(|i| i.created_at).max();
+            let newest = v.items.iter().map(|i| i.created_at).max();
             platforms.push(PlatformSeed {
                 platform: *p,
-                items: v.len(),
+                items: v.items.len(),
                 users: 1,
-                sessions: usize::from(!v.is_empty()),
+                sessions: usize::from(!v.items.is_empty()),
                 first_session: newest,
                 last_session: newest,
             });
@@ -332,7 +337,7 @@ fn from_secs(t: i64) -> DateTime<Utc> {
 
 /// Everything the producing thread needs to make the rows.
 struct Feed<'a, 'b> {
-    items: &'a [(Platform, Vec<input::Item<'b>>)],
+    items: &'a [(Platform, input::FileItems<'b>)],
     plans: &'a [Vec<pool::PlannedRow>],
     users: &'a [PoolUser],
     test_user: &'a str,
@@ -360,7 +365,7 @@ impl Feed<'_, '_> {
             if self.user_pool {
                 let mut session = (i64::MIN, String::new());
                 for r in &self.plans[k] {
-                    let item = &v[r.item];
+                    let item = &v.items[v.by_time[r.item]];
                     if r.session_ts != session.0 {
                         session = (r.session_ts, format_db(&from_secs(r.session_ts)));
                     }
@@ -387,12 +392,13 @@ impl Feed<'_, '_> {
                 }
             } else {
                 let session = v
+                    .items
                     .iter()
                     .map(|i| i.created_at)
                     .max()
                     .map(|t| format_db(&t))
                     .unwrap_or_default();
-                for item in v {
+                for item in &v.items {
                     out.push(
                         &item.id,
                         &session,
