@@ -385,12 +385,9 @@ impl Bench {
         let cpu = cpu::CpuMark::before_workers(!self.args.processes, broker_url).await;
         let started = Utc::now();
         let pool = self.start_pool().await?;
-        let outcome = self.drain_phase(&pool, &ids, started, n as u64).await;
+        let outcome = self.drain_phase(&pool, &ids, started, &cpu).await;
         let drain = match outcome {
-            Ok(mut phase) => {
-                phase.cpu_per_task = cpu.per_task(n, &pool.pids(), broker_url).await;
-                phase
-            }
+            Ok(phase) => phase,
             Err(err) => {
                 pool.stop().await?;
                 return Err(err);
@@ -514,22 +511,29 @@ impl Bench {
         Ok(Pool::Processes(children))
     }
 
-    /// Wait until the `ids` are done; rate from `started` to the last completion.
+    /// Wait until the `ids` are done; rate from `started` to the last
+    /// completion, CPU per task from `cpu` to the moment all were seen done
+    /// (before reading the results back, which costs CPU of its own).
     async fn drain_phase(
         &self,
         pool: &Pool,
         ids: &[String],
         started: DateTime<Utc>,
-        processed_target: u64,
+        cpu: &cpu::CpuMark,
     ) -> anyhow::Result<Phase> {
-        let detected = self.wait_done(pool, processed_target).await?;
+        let detected = self.wait_done(pool, ids.len() as u64).await?;
+        let cpu_per_task = cpu
+            .per_task(ids.len(), &pool.pids(), &self.config.app.broker_url)
+            .await;
         let end = if self.args.no_results {
             detected
         } else {
             let done = self.completions(ids).await?;
             done.values().copied().max().unwrap_or(detected)
         };
-        Ok(Phase::new(ids.len(), seconds_between(started, end), None))
+        let mut phase = Phase::new(ids.len(), seconds_between(started, end), None);
+        phase.cpu_per_task = cpu_per_task;
+        Ok(phase)
     }
 
     async fn end_to_end_phase(&self, pool: &Pool, processed_target: u64) -> anyhow::Result<Phase> {
