@@ -288,9 +288,9 @@ pub(crate) fn scan(line: &str) -> Option<Item<'_>> {
     })
 }
 
-/// `YYYY-MM-DD?HH:MM:SS` for whole seconds `t` (`sep` between date and
-/// time), or `None` outside years 0–9999.
-fn civil(t: i64, sep: u8) -> Option<[u8; 19]> {
+/// `YYYY-MM-DD HH:MM:SS` for whole seconds `t`, or `None` outside years
+/// 0–9999.
+fn civil(t: i64) -> Option<[u8; 19]> {
     // Days to (year, month, day) in the proleptic Gregorian calendar
     // (H. Hinnant's `civil_from_days`).
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
@@ -320,30 +320,51 @@ fn civil(t: i64, sep: u8) -> Option<[u8; 19]> {
     put(11, 2, secs / 3600);
     put(14, 2, secs / 60 % 60);
     put(17, 2, secs % 60);
-    buf[10] = sep;
     Some(buf)
 }
 
-/// Appends `dt` as [`format_db`](crate::models::datetime::format_db)
-/// (`sep` = `' '`) or as [`format_iso`] without its `Z` (`sep` = `'T'`, for
-/// whole seconds) write it.
-pub(crate) fn push_time(out: &mut String, dt: &DateTime<Utc>, sep: char) {
-    match civil(dt.timestamp(), sep as u8) {
-        Some(buf) => buf.iter().for_each(|&b| out.push(char::from(b))),
-        None => {
-            let db = crate::models::datetime::format_db(dt);
-            out.push_str(&db[..10]);
-            out.push(sep);
-            out.push_str(&db[11..]);
+/// A time to the second, spelled once, written as a database timestamp or
+/// inside an ISO 8601 one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp([u8; 19]);
+
+impl Stamp {
+    /// `dt` as [`format_db`](crate::models::datetime::format_db) spells it.
+    pub(crate) fn new(dt: &DateTime<Utc>) -> Self {
+        match civil(dt.timestamp()) {
+            Some(buf) => Self(buf),
+            None => {
+                let mut buf = [b'0'; 19];
+                let db = crate::models::datetime::format_db(dt);
+                for (slot, b) in buf.iter_mut().zip(db.bytes()) {
+                    *slot = b;
+                }
+                Self(buf)
+            }
         }
+    }
+
+    /// Appends it with `sep` between the date and the time: `' '` gives
+    /// [`format_db`](crate::models::datetime::format_db); `'T'`, then a `Z`,
+    /// gives [`format_iso`] of a time in whole seconds.
+    pub(crate) fn push(&self, out: &mut String, sep: char) {
+        // ASCII digits and separators only.
+        let text = std::str::from_utf8(&self.0).unwrap_or_default();
+        out.push_str(text.get(..10).unwrap_or_default());
+        out.push(sep);
+        out.push_str(text.get(11..).unwrap_or_default());
     }
 }
 
 /// Whether `s` is [`format_iso`] of `dt` (without allocating, in the usual case).
 fn is_iso_of(s: &str, dt: &DateTime<Utc>) -> bool {
     if s.len() == 20 && dt.timestamp_subsec_nanos() == 0 {
-        if let Some(buf) = civil(dt.timestamp(), b'T') {
-            return s.as_bytes()[..19] == buf && s.as_bytes()[19] == b'Z';
+        if let Some(buf) = civil(dt.timestamp()) {
+            let b = s.as_bytes();
+            return b[..10] == buf[..10]
+                && b[10] == b'T'
+                && b[11..19] == buf[11..]
+                && b[19] == b'Z';
         }
     }
     format_iso(dt) == s
@@ -622,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn push_time_matches_the_datetime_formats() {
+    fn stamps_match_the_datetime_formats() {
         for t in [
             0i64,
             1,
@@ -637,16 +658,20 @@ mod tests {
                 continue;
             };
             let mut db = String::new();
-            push_time(&mut db, &dt, ' ');
+            Stamp::new(&dt).push(&mut db, ' ');
             assert_eq!(db, format_db(&dt));
             let mut iso = String::new();
-            push_time(&mut iso, &dt, 'T');
+            Stamp::new(&dt).push(&mut iso, 'T');
             iso.push('Z');
             assert_eq!(iso, format_iso(&dt));
+            assert!(is_iso_of(&iso, &dt));
+            assert!(!is_iso_of(&db, &dt));
             let with_nanos = DateTime::from_timestamp(t, 999_000_000).unwrap_or_default();
             let mut db2 = String::new();
-            push_time(&mut db2, &with_nanos, ' ');
+            Stamp::new(&with_nanos).push(&mut db2, ' ');
             assert_eq!(db2, format_db(&with_nanos));
+            assert!(is_iso_of(&format_iso(&with_nanos), &with_nanos));
+            assert!(!is_iso_of(&iso, &with_nanos));
         }
     }
 
@@ -701,7 +726,7 @@ mod tests {
                     moved.created_at = t;
                     let (before, after) = item.around_created_at();
                     let mut blob = before.to_string();
-                    push_time(&mut blob, &t, 'T');
+                    Stamp::new(&t).push(&mut blob, 'T');
                     blob.push('Z');
                     blob.push_str(after);
                     assert_eq!(blob, serde_json::to_string(&moved)?);

@@ -369,19 +369,19 @@ impl Feed<'_, '_> {
                     if r.session_ts != session.0 {
                         session = (r.session_ts, format_db(&from_secs(r.session_ts)));
                     }
-                    let created_at = from_secs(r.created_at);
+                    let created_at = input::Stamp::new(&from_secs(r.created_at));
                     let (before, after) = item.around_created_at();
                     out.push(
                         &item.id,
                         &session.1,
                         &self.users[r.user].user_id,
                         &item.author_name_hash,
-                        |buf| input::push_time(buf, &created_at, ' '),
+                        |buf| created_at.push(buf, ' '),
                         pname,
                         item.kind.as_str(),
                         |buf| {
                             buf.push_str(before);
-                            input::push_time(buf, &created_at, 'T');
+                            created_at.push(buf, 'T');
                             buf.push('Z');
                             buf.push_str(after);
                         },
@@ -404,7 +404,7 @@ impl Feed<'_, '_> {
                         &session,
                         self.test_user,
                         &item.author_name_hash,
-                        |buf| input::push_time(buf, &item.created_at, ' '),
+                        |buf| input::Stamp::new(&item.created_at).push(buf, ' '),
                         pname,
                         item.kind.as_str(),
                         |buf| buf.push_str(item.json()),
