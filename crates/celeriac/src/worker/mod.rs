@@ -129,30 +129,43 @@ impl WorkerStats {
 
 /// Keep the worker's revoked set in step with the broker's record, so
 /// revocations made before this worker started, or sent to another worker,
-/// apply here too. Polls every second.
-fn spawn_revocation_sync(
+/// apply here too. The first read is done before this returns, that is
+/// before the worker takes its first message; then it polls every second.
+async fn start_revocation_sync(
     app: &App,
     state: &Arc<state::WorkerState>,
     ttl: Duration,
 ) -> tokio::task::JoinHandle<()> {
     let broker = Arc::clone(app.broker());
     let state = Arc::clone(state);
+    let since = state::now() - ttl.as_secs_f64();
+    let mut since = sync_revocations(broker.as_ref(), &state, since, ttl).await;
     tokio::spawn(async move {
-        let mut since = state::now() - ttl.as_secs_f64();
         loop {
-            match broker.revoked_since(since).await {
-                Ok(revocations) => {
-                    for r in revocations {
-                        since = since.max(r.at);
-                        state.revoke(std::slice::from_ref(&r.task_id), r.terminate);
-                    }
-                    state.prune_revoked(ttl.as_secs_f64());
-                }
-                Err(err) => tracing::debug!(error = %err, "could not read revocations"),
-            }
             tokio::time::sleep(Duration::from_secs(1)).await;
+            since = sync_revocations(broker.as_ref(), &state, since, ttl).await;
         }
     })
+}
+
+/// One read of the revocations recorded since `since`; returns the new mark.
+async fn sync_revocations(
+    broker: &dyn crate::broker::Broker,
+    state: &state::WorkerState,
+    mut since: f64,
+    ttl: Duration,
+) -> f64 {
+    match broker.revoked_since(since).await {
+        Ok(revocations) => {
+            for r in revocations {
+                since = since.max(r.at);
+                state.revoke(std::slice::from_ref(&r.task_id), r.terminate);
+            }
+            state.prune_revoked(ttl.as_secs_f64());
+        }
+        Err(err) => tracing::debug!(error = %err, "could not read revocations"),
+    }
+    since
 }
 
 /// A worker for the tasks registered in an [`App`].
@@ -224,7 +237,7 @@ impl Worker {
         };
         events.worker("worker-online", 0, 0).await;
         let heartbeats = events.spawn_heartbeats(Arc::clone(&stats));
-        let revocations = spawn_revocation_sync(&app, &state, options.revoke_ttl);
+        let revocations = start_revocation_sync(&app, &state, options.revoke_ttl).await;
         let consumer = consumer::Consumer::new(
             app.clone(),
             options,
