@@ -3,7 +3,8 @@
 //! Run with `cargo bench -p posts --bench seed`. The input (100,000 sample
 //! items, normalized) is generated once; each iteration seeds a new file,
 //! so the figure covers reading the JSONL, planning the user pool,
-//! serializing every blob and inserting with the three indexes.
+//! making every row (its `post_blob` included) and inserting, then building
+//! the three indexes.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -89,7 +90,7 @@ fn bench(c: &mut Criterion) {
         });
         write_rates.sort_by(f64::total_cmp);
         if let Some(median) = write_rates.get(write_rates.len() / 2) {
-            eprintln!("{name}: write phase alone (blob serialization + inserts + indexes), median {median:.0} rows/s (wall)");
+            eprintln!("{name}: write phase alone (rows ∥ inserts, indexes, commit), median {median:.0} rows/s (wall)");
         }
         if cpu > 0.0 {
             let per_cpu = f64::from(runs) * ITEMS as f64 / cpu;
