@@ -30,6 +30,7 @@
 mod batch;
 mod distribution;
 mod input;
+mod line;
 mod pool;
 mod writer;
 
