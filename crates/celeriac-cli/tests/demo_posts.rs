@@ -33,17 +33,24 @@ fn check_demo_output(text: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_runs_the_post_history_system_embedded() {
-    let env = Env::new();
-    let posts_db = env.path("posts.db");
+/// `celeriac demo` on the embedded default with `posts_db`; its stdout,
+/// after checking it exited 0.
+fn run_demo(env: &Env, posts_db: &std::path::Path) -> String {
     let out = env
         .command(["demo", "--wait-secs", "0", "--posts-db"])
-        .arg(&posts_db)
+        .arg(posts_db)
         .output()
         .unwrap_or_else(|e| panic!("run demo: {e}"));
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_post_history_system_embedded() {
+    let env = Env::new();
+    let posts_db = env.path("posts.db");
+    let text = run_demo(&env, &posts_db);
     check_demo_output(&text);
 
     // The explicit keys live in the embedded backend's key-value table: the
@@ -69,13 +76,7 @@ async fn demo_runs_the_post_history_system_embedded() {
     assert_eq!(gone, None);
 
     // A second run reuses the posts database.
-    let out = env
-        .command(["demo", "--wait-secs", "0", "--posts-db"])
-        .arg(&posts_db)
-        .output()
-        .unwrap_or_else(|e| panic!("run demo: {e}"));
-    let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    let text = run_demo(&env, &posts_db);
     assert!(text.contains("20000 rows (already there)"), "{text}");
 }
 

@@ -27,7 +27,7 @@ use super::settle::{dead_letter, failure_meta, refuse, retry, settle_ack, store}
 use crate::app::{ACKS_LATE_HEADER, MAX_RETRIES_HEADER};
 use crate::broker::Delivery;
 use crate::protocol::{ResultMeta, TaskMessage, TaskState};
-use crate::task::{Context, TaskError};
+use crate::task::{Context, Task, TaskError};
 
 /// Retries a task may ask for when neither it nor the call sets a maximum
 /// (Celery's default).
@@ -65,20 +65,25 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         let fields = received_fields(&message);
         shared.events.task("task-received", &id, fields).await;
     }
-    if admit(shared, &message, delivery).await {
-        run(shared, &message, priority.unwrap_or(0), delivery).await;
+    if let Some(task) = admit(shared, &message, delivery).await {
+        run(shared, task, &message, priority.unwrap_or(0), delivery).await;
     }
     shared.state.release(&id);
 }
 
-/// Everything that can settle a message before it runs. True when it may run.
-async fn admit(shared: &Shared, message: &TaskMessage, delivery: &Delivery) -> bool {
+/// Everything that can settle a message before it runs. The registered
+/// task when it may run.
+async fn admit(
+    shared: &Shared,
+    message: &TaskMessage,
+    delivery: &Delivery,
+) -> Option<Arc<dyn Task>> {
     let headers = &message.headers;
     let now = Utc::now();
     let expired = headers.expires_time().is_some_and(|at| at <= now);
     if expired || shared.state.is_revoked(&headers.id) {
         revoked(shared, message, delivery, expired, false).await;
-        return false;
+        return None;
     }
     if let Some(eta) = headers
         .eta_time()
@@ -87,9 +92,9 @@ async fn admit(shared: &Shared, message: &TaskMessage, delivery: &Delivery) -> b
         if let Err(err) = shared.app.broker().defer(&delivery.tag, eta).await {
             tracing::warn!(error = %err, "could not defer a task with an ETA; it returns after the visibility timeout");
         }
-        return false;
+        return None;
     }
-    if shared.app.task(&headers.task).is_none() {
+    let Some(task) = shared.app.task(&headers.task) else {
         let error = TaskError::new(
             "NotRegistered",
             format!(
@@ -106,9 +111,9 @@ async fn admit(shared: &Shared, message: &TaskMessage, delivery: &Delivery) -> b
             )
             .await;
         refuse(shared, message, delivery, &error).await;
-        return false;
-    }
-    true
+        return None;
+    };
+    Some(Arc::clone(task))
 }
 
 /// Mark a task REVOKED (expired, revoked, or terminated while running).
@@ -140,11 +145,14 @@ async fn revoked(
         .await;
 }
 
-async fn run(shared: &Shared, message: &TaskMessage, priority: u8, delivery: &Delivery) {
+async fn run(
+    shared: &Shared,
+    task: Arc<dyn Task>,
+    message: &TaskMessage,
+    priority: u8,
+    delivery: &Delivery,
+) {
     let headers = &message.headers;
-    let Some(task) = shared.app.task(&headers.task).cloned() else {
-        return;
-    };
     // Decode the arguments before taking a slot: a call that can never run
     // is refused at once, whatever else is running.
     let ctx = Context::new(
