@@ -89,11 +89,6 @@ impl Keys {
         format!("{}celeriac.consumers", self.prefix)
     }
 
-    /// The tags a consumer holds (so they can be restored when it dies).
-    pub(crate) fn held(&self, consumer: &str) -> String {
-        format!("{}celeriac.held.{consumer}", self.prefix)
-    }
-
     /// A consumer's liveness key, refreshed while it runs.
     pub(crate) fn alive(&self, consumer: &str) -> String {
         format!("{}celeriac.alive.{consumer}", self.prefix)

@@ -6,9 +6,11 @@
 //!    visibility timeout would redeliver it again and again.
 //! 2. `reserve`: `reserve.lua` moves due delayed messages to their lists,
 //!    then pops up to `max` messages and records each in `unacked` and
-//!    `unacked_index` in the same atomic step. When nothing is there it polls
-//!    (1 ms doubling to 20 ms): Redis cannot block a script, and a blocking
-//!    pop would reopen the crash window this design closes.
+//!    `unacked_index` in the same atomic step, under a tag this consumer
+//!    makes (`<consumer>.<call>.<n>`) and an entry that routes it back to
+//!    the queue it came from. When nothing is there it polls (1 ms doubling
+//!    to 20 ms): Redis cannot block a script, and a blocking pop would
+//!    reopen the crash window this design closes.
 //! 3. `ack`: `HDEL unacked` + `ZREM unacked_index`, batched across
 //!    concurrent callers into one pipeline.
 //! 4. `requeue`/`defer`/restore: `settle.lua` puts a reservation back on
@@ -17,13 +19,13 @@
 //!    timeout every few seconds, as kombu's `restore_visible` does, and
 //!    skips while a kombu worker holds `unacked_mutex`. `extend` renews a
 //!    lease by bumping its `unacked_index` score, which kombu respects too.
-//! 6. Liveness: each consuming process records the tags it holds in
-//!    `celeriac.held.<id>` and refreshes `celeriac.alive.<id>` (10 s TTL)
-//!    every 2 s. The restore task gives back at once everything held by a
-//!    consumer whose liveness key expired, so a killed worker's tasks run
-//!    again within seconds instead of after the visibility timeout (which
-//!    can then stay long enough for any task).
+//! 6. Liveness: each consuming process refreshes `celeriac.alive.<id>`
+//!    (10 s TTL) every 2 s. The restore task gives back at once every
+//!    reservation whose tag names a consumer whose liveness key expired, so
+//!    a killed worker's tasks run again within seconds instead of after the
+//!    visibility timeout (which can then stay long enough for any task).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +62,8 @@ pub struct RedisBroker {
     acks: mpsc::UnboundedSender<AckRequest>,
     restorer: tokio::task::JoinHandle<()>,
     consumer: String,
+    /// Numbers this consumer's reserve calls, so their tags never repeat.
+    calls: AtomicU64,
     liveness: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
 }
 
@@ -106,12 +110,7 @@ impl RedisBroker {
         });
         let consumer = uuid::Uuid::new_v4().simple().to_string();
         let (acks, ack_rx) = mpsc::unbounded_channel();
-        tokio::spawn(ack_loop(
-            conn.clone(),
-            keys.clone(),
-            keys.held(&consumer),
-            ack_rx,
-        ));
+        tokio::spawn(ack_loop(conn.clone(), keys.clone(), ack_rx));
         let restorer = tokio::spawn(restore_loop(
             conn.clone(),
             keys.clone(),
@@ -127,6 +126,7 @@ impl RedisBroker {
             acks,
             restorer,
             consumer,
+            calls: AtomicU64::new(0),
             liveness: std::sync::OnceLock::new(),
         })
     }
@@ -239,36 +239,38 @@ impl Broker for RedisBroker {
         }
         // kombu's order: every queue's priority-0 list, then every step-3 list…
         let mut lists = Vec::with_capacity(queues.len() * STEPS.len());
+        let mut tails = Vec::with_capacity(lists.capacity());
         let mut list_queue = Vec::with_capacity(lists.capacity());
         for step in STEPS {
             for queue in queues {
                 lists.push(self.keys.queue_list(queue, step));
+                tails.push(unacked_tail(queue));
                 list_queue.push(queue.as_str());
             }
         }
         self.start_liveness().await?;
-        let held = self.keys.held(&self.consumer);
         let deadline = crate::deadline(wait);
         let mut nap = Duration::from_millis(1);
         let mut conn = self.conn.clone();
         loop {
+            let call_no = self.calls.fetch_add(1, Ordering::Relaxed);
+            let tag_prefix = format!("{}.{call_no}.", self.consumer);
             let mut call = self.scripts.reserve.prepare_invoke();
             call.key(self.keys.unacked())
                 .key(self.keys.unacked_index())
-                .key(self.keys.delayed())
-                .key(&held);
+                .key(self.keys.delayed());
             for list in &lists {
                 call.key(list);
             }
-            call.arg(now_secs())
-                .arg(max)
-                .arg(self.keys.prefix())
-                .arg(SEP);
+            call.arg(now_secs()).arg(max).arg(&tag_prefix).arg(SEP);
+            for tail in &tails {
+                call.arg(tail);
+            }
             let reply: Vec<redis::Value> = call
                 .invoke_async(&mut conn)
                 .await
                 .map_err(redis_err("reserving from Redis"))?;
-            let deliveries = parse_reserved(reply, &list_queue)?;
+            let deliveries = parse_reserved(reply, &tag_prefix, &list_queue)?;
             if !deliveries.is_empty() {
                 return Ok(deliveries);
             }
@@ -470,41 +472,62 @@ impl Broker for RedisBroker {
     }
 }
 
-fn parse_reserved(mut reply: Vec<redis::Value>, list_queue: &[&str]) -> Result<Vec<Delivery>> {
+/// The end of a message's `unacked` entry, `[message, "", queue]`: the
+/// anonymous exchange with the queue's name as routing key sends a restored
+/// message (by kombu or by us) back to exactly the queue it was taken from.
+fn unacked_tail(queue: &str) -> String {
+    let quoted = serde_json::Value::from(queue).to_string();
+    format!(r#","",{quoted}]"#)
+}
+
+/// Read `reserve.lua`'s reply: the count of due delayed messages, then per
+/// list its index, a count and that many messages, tagged in order.
+fn parse_reserved(
+    reply: Vec<redis::Value>,
+    tag_prefix: &str,
+    list_queue: &[&str],
+) -> Result<Vec<Delivery>> {
     use redis::FromRedisValue;
     let bad = |what: &str| Error::broker("reading a Redis reservation", what.to_owned());
-    if reply.pop().is_none() {
-        return Err(bad("empty reply from reserve script"));
-    }
-    if !reply.len().is_multiple_of(4) {
-        return Err(bad("reserve script reply is not in fours"));
-    }
-    let mut out = Vec::with_capacity(reply.len() / 4);
+    let int = |value: Option<redis::Value>, what: &str| -> Result<usize> {
+        let value = value.ok_or_else(|| bad(what))?;
+        usize::from_redis_value(&value).map_err(|e| bad(&e.to_string()))
+    };
     let mut fields = reply.into_iter();
-    while let (Some(tag), Some(payload), Some(index), Some(redelivered)) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    {
-        let tag = String::from_redis_value(&tag).map_err(|e| bad(&e.to_string()))?;
-        // Taken, not copied: payloads are most of the reply's bytes.
-        let payload = match payload {
-            redis::Value::BulkString(bytes) => bytes,
-            other => Vec::<u8>::from_redis_value(&other).map_err(|e| bad(&e.to_string()))?,
-        };
-        let index = i64::from_redis_value(&index).map_err(|e| bad(&e.to_string()))?;
-        let redelivered =
-            i64::from_redis_value(&redelivered).map_err(|e| bad(&e.to_string()))? == 1;
-        let queue = usize::try_from(index - 1)
-            .ok()
+    int(fields.next(), "empty reply from the reserve script")?;
+    let mut out = Vec::with_capacity(fields.len());
+    while let Some(index) = fields.next() {
+        let index = int(Some(index), "list index")?;
+        let queue = index
+            .checked_sub(1)
             .and_then(|i| list_queue.get(i))
             .ok_or_else(|| bad("list index out of range"))?;
-        out.push(Delivery {
-            tag,
-            queue: (*queue).to_owned(),
-            payload,
-            redelivered,
-        });
+        let count = int(fields.next(), "message count")?;
+        for _ in 0..count {
+            // Taken, not copied: payloads are most of the reply's bytes.
+            let payload = match fields.next() {
+                Some(redis::Value::BulkString(bytes)) => bytes,
+                Some(other) => {
+                    Vec::<u8>::from_redis_value(&other).map_err(|e| bad(&e.to_string()))?
+                }
+                None => return Err(bad("fewer messages than counted")),
+            };
+            out.push(Delivery {
+                tag: format!("{tag_prefix}{}", out.len() + 1),
+                queue: (*queue).to_owned(),
+                redelivered: marked_redelivered(&payload),
+                payload,
+            });
+        }
     }
     Ok(out)
+}
+
+/// Whether kombu marked this message redelivered when it restored it (it
+/// sets `redelivered` in the headers and the delivery info).
+fn marked_redelivered(payload: &[u8]) -> bool {
+    memchr::memmem::find(payload, br#""redelivered": true"#).is_some()
+        || memchr::memmem::find(payload, br#""redelivered":true"#).is_some()
 }
 
 async fn announce(
@@ -526,11 +549,10 @@ async fn announce(
         .await
 }
 
-/// Fold concurrent acks into one `HDEL` + `ZREM` + `SREM` pipeline.
+/// Fold concurrent acks into one `HDEL` + `ZREM` pipeline.
 async fn ack_loop(
     conn: ConnectionManager,
     keys: Keys,
-    held: String,
     mut rx: mpsc::UnboundedReceiver<AckRequest>,
 ) {
     let mut batch = Vec::with_capacity(ACK_BATCH);
@@ -540,8 +562,6 @@ async fn ack_loop(
         pipe.hdel(keys.unacked(), &tags)
             .ignore()
             .zrem(keys.unacked_index(), &tags)
-            .ignore()
-            .srem(&held, &tags)
             .ignore();
         let outcome: redis::RedisResult<()> = pipe.query_async(&mut conn.clone()).await;
         for (_, reply) in batch.drain(..) {
@@ -625,11 +645,19 @@ async fn restore_dead_consumers(
         if alive {
             continue;
         }
-        let held: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(keys.held(consumer))
+        // A consumer's tags start with its id (see `reserve`). Rare and
+        // bounded by what all workers hold, so a full read is fine.
+        let reserved: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.unacked_index())
+            .arg(0)
+            .arg(-1)
             .query_async(conn)
             .await
             .map_err(redis_err("listing a dead consumer's messages"))?;
+        let held: Vec<&String> = reserved
+            .iter()
+            .filter(|tag| tag_of_consumer(tag, consumer))
+            .collect();
         if !held.is_empty() {
             tracing::info!(
                 count = held.len(),
@@ -637,18 +665,100 @@ async fn restore_dead_consumers(
                 "restoring the messages of a dead worker"
             );
         }
-        for tag in &held {
+        for tag in held {
             // Atomic per tag: a tag already acked or restored is skipped.
             settle(conn, keys, scripts, tag, "front", 0.0).await?;
         }
-        let _: () = redis::pipe()
-            .del(keys.held(consumer))
-            .ignore()
-            .srem(keys.consumers(), consumer)
-            .ignore()
+        let _: () = redis::cmd("SREM")
+            .arg(keys.consumers())
+            .arg(consumer)
             .query_async(conn)
             .await
             .map_err(redis_err("forgetting a dead consumer"))?;
     }
     Ok(())
+}
+
+/// Whether `tag` is one `consumer` made in `reserve`.
+fn tag_of_consumer(tag: &str, consumer: &str) -> bool {
+    tag.strip_prefix(consumer)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> redis::Value {
+        redis::Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn reserved_messages_are_tagged_in_order_across_lists() {
+        let reply = vec![
+            redis::Value::Int(0),
+            redis::Value::Int(1),
+            redis::Value::Int(2),
+            bulk("a"),
+            bulk(r#"{"redelivered": true}"#),
+            redis::Value::Int(3),
+            redis::Value::Int(1),
+            bulk("c"),
+        ];
+        let got = parse_reserved(reply, "me.7.", &["x", "y", "x", "y"]).expect("parse");
+        let seen: Vec<(&str, &str, bool)> = got
+            .iter()
+            .map(|d| (d.tag.as_str(), d.queue.as_str(), d.redelivered))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("me.7.1", "x", false),
+                ("me.7.2", "x", true),
+                ("me.7.3", "x", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_short_or_misnumbered_reply_is_an_error_not_a_panic() {
+        let short = vec![
+            redis::Value::Int(0),
+            redis::Value::Int(1),
+            redis::Value::Int(2),
+            bulk("a"),
+        ];
+        assert!(parse_reserved(short, "p.", &["q"]).is_err());
+        let out_of_range = vec![
+            redis::Value::Int(0),
+            redis::Value::Int(5),
+            redis::Value::Int(1),
+            bulk("a"),
+        ];
+        assert!(parse_reserved(out_of_range, "p.", &["q"]).is_err());
+        let zero = vec![
+            redis::Value::Int(0),
+            redis::Value::Int(0),
+            redis::Value::Int(1),
+            bulk("a"),
+        ];
+        assert!(parse_reserved(zero, "p.", &["q"]).is_err());
+        assert!(parse_reserved(Vec::new(), "p.", &["q"]).is_err());
+    }
+
+    #[test]
+    fn the_unacked_entry_routes_back_to_the_queue_by_name() {
+        assert_eq!(unacked_tail("celery"), r#","","celery"]"#);
+        assert_eq!(unacked_tail(r#"we"ird"#), r#","","we\"ird"]"#);
+        let entry = format!("[{{\"body\": 1}}{}", unacked_tail("q"));
+        let parsed: serde_json::Value = serde_json::from_str(&entry).expect("json");
+        assert_eq!(parsed, serde_json::json!([{"body": 1}, "", "q"]));
+    }
+
+    #[test]
+    fn only_a_consumers_own_tags_are_its_own() {
+        assert!(tag_of_consumer("abc.3.1", "abc"));
+        assert!(!tag_of_consumer("abcd.3.1", "abc"));
+        assert!(!tag_of_consumer("f318a041-03e6-4518", "f318a041"));
+    }
 }

@@ -1,22 +1,29 @@
 -- Atomically move up to ARGV[2] messages from the queue lists to `unacked`.
 --
 -- KEYS[1] unacked (hash), KEYS[2] unacked_index (zset), KEYS[3] delayed
--- (zset), KEYS[4] this consumer's held set, KEYS[5..] the queue lists,
--- highest priority first.
--- ARGV[1] now (unix seconds), ARGV[2] max, ARGV[3] key prefix,
--- ARGV[4] separator.
+-- (zset), KEYS[4..] the queue lists, highest priority first.
+-- ARGV[1] now (unix seconds), ARGV[2] max, ARGV[3] tag prefix (unique to
+-- this call), ARGV[4] separator, ARGV[4 + n] the tail that closes the
+-- `unacked` entry of a message from list KEYS[3 + n]: `,"",<queue>]`.
 --
--- Returns a flat array: tag, payload, list-index (1-based into KEYS[5..]),
--- redelivered (0/1), repeated; and as the last element the number of due
--- delayed messages moved to their lists.
+-- Returns a flat array: the number of due delayed messages moved to their
+-- lists, then for each list that gave messages its index (1-based into
+-- KEYS[4..]), how many, and the messages. The k-th message returned (from
+-- 1, across lists) is recorded under the tag ARGV[3] .. k.
 --
 -- Pop and record happen in one script, so a worker dying at any instant
 -- leaves every message either in its list or in `unacked` (where kombu's or
 -- our restore finds it). kombu's BRPOP-then-record leaves a gap here.
+--
+-- The script never reads inside a message: the tag comes from the caller
+-- (any unique string serves; kombu restores by whatever tag `unacked_index`
+-- names), and the entry routes the message back through the anonymous
+-- exchange to the very queue it came from. Parsing envelopes in Lua cost
+-- more than all the Redis commands here.
 
-local now = tonumber(ARGV[1])
+local now = ARGV[1]
 local max = tonumber(ARGV[2])
-local prefix = ARGV[3]
+local tag_prefix = ARGV[3]
 local sep = ARGV[4]
 
 -- 1. Due delayed messages join their lists (member = list .. sep .. payload).
@@ -30,75 +37,38 @@ for _, member in ipairs(due) do
 end
 
 -- 2. Reserve: pop in bulk (RPOP with a count), then record every message
--- with one HSET, one ZADD and one SADD; per-message redis.call overhead is
--- what limits a script like this.
-local out = {}
+-- with one HSET and one ZADD; per-message redis.call overhead is what
+-- limits a script like this.
+-- unpack() is bounded by Lua's C stack (8000 values): record in chunks.
+local function record(command, key, args)
+  for from = 1, #args, 2000 do
+    redis.call(command, key, unpack(args, from, math.min(from + 1999, #args)))
+  end
+end
+
+local out = {#due}
 local taken = 0
-local hash_args, index_args, held_args = {}, {}, {}
-for i = 5, #KEYS do
+local entries, index = {}, {}
+for i = 4, #KEYS do
   if taken >= max then break end
   local items = redis.call('RPOP', KEYS[i], max - taken)
   if items then
-    for _, item in ipairs(items) do
-      -- Read the tag, exchange and routing key by string matching in the
-      -- envelope's tail, where kombu and we both write "properties" (the
-      -- last key): a JSON decode, or a scan of a large body, would cost more
-      -- than the Redis commands themselves. JSON strings cannot hold an
-      -- unescaped quote, so these keys cannot be faked from inside a value.
-      local tag, exchange, routing_key, redelivered = nil, '', '', 0
-      local from = #item - 600
-      if from < 1 then from = 1 end
-      local props = string.find(item, '"properties"', from, true)
-      if not props then props = string.find(item, '"properties"', 1, true) end
-      if props then
-        -- Plain finds (memchr speed) locate each key; the patterns are then
-        -- anchored at it. An unanchored pattern scan costs several µs per
-        -- message in Lua's matcher, more than all the Redis commands here.
-        local at = string.find(item, '"delivery_tag"', props, true)
-        if at then
-          tag = string.match(item, '^"delivery_tag"%s*:%s*"([^"]*)"', at)
-        end
-        at = string.find(item, '"exchange"', props, true)
-        if at then
-          exchange = string.match(item, '^"exchange"%s*:%s*"([^"]*)"', at) or ''
-        end
-        at = string.find(item, '"routing_key"', props, true)
-        if at then
-          routing_key = string.match(item, '^"routing_key"%s*:%s*"([^"]*)"', at) or ''
-        end
-        at = string.find(item, '"redelivered"', props, true)
-        if at and string.find(item, '^"redelivered"%s*:%s*true', at) then
-          redelivered = 1
-        end
-      end
-      local value
-      if type(tag) ~= 'string' or tag == '' then
-        -- Not an envelope we can track: hand it to the worker under a
-        -- fresh tag, recorded so that nothing is lost if the worker dies.
-        tag = 'celeriac-untracked-' .. redis.call('INCR', prefix .. 'celeriac.untracked_seq')
-        value = cjson.encode({item, '', string.sub(KEYS[i], #prefix + 1)})
-      else
-        -- The captures are raw JSON string contents: quoting them again
-        -- reproduces the original text exactly.
-        value = '[' .. item .. ',"' .. exchange .. '","' .. routing_key .. '"]'
-      end
-      hash_args[#hash_args + 1] = tag
-      hash_args[#hash_args + 1] = value
-      index_args[#index_args + 1] = now
-      index_args[#index_args + 1] = tag
-      held_args[#held_args + 1] = tag
-      out[#out + 1] = tag
-      out[#out + 1] = item
-      out[#out + 1] = i - 4
-      out[#out + 1] = redelivered
-      taken = taken + 1
+    local tail = ARGV[i + 1]
+    out[#out + 1] = i - 3
+    out[#out + 1] = #items
+    local o = #out
+    for k, item in ipairs(items) do
+      local tag = tag_prefix .. (taken + k)
+      local at = 2 * (taken + k)
+      entries[at - 1] = tag
+      entries[at] = '[' .. item .. tail
+      index[at - 1] = now
+      index[at] = tag
+      out[o + k] = item
     end
+    taken = taken + #items
   end
 end
-if taken > 0 then
-  redis.call('HSET', KEYS[1], unpack(hash_args))
-  redis.call('ZADD', KEYS[2], unpack(index_args))
-  redis.call('SADD', KEYS[4], unpack(held_args))
-end
-out[#out + 1] = #due
+record('HSET', KEYS[1], entries)
+record('ZADD', KEYS[2], index)
 return out
