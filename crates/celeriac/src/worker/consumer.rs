@@ -163,7 +163,13 @@ impl Consumer {
                     for delivery in deliveries {
                         let Some(permit) = permits.pop() else { break };
                         shared.hold(&delivery.tag, true);
-                        handlers.spawn(executor::handle(Arc::clone(&shared), delivery, permit));
+                        // Boxed: the handler's state is kilobytes, and a
+                        // task cell is moved several times over its life.
+                        handlers.spawn(Box::pin(executor::handle(
+                            Arc::clone(&shared),
+                            delivery,
+                            permit,
+                        )));
                     }
                 }
                 Err(err) => {
