@@ -2,7 +2,9 @@
 //!
 //! 1. `store`: one script does Celery's "never overwrite SUCCESS" check,
 //!    `SETEX celery-task-meta-<id>`, and `PUBLISH` of the same document on
-//!    a channel named like the key, atomically.
+//!    a channel named like the key, atomically for each result. Results
+//!    stored at the same moment by concurrent tasks share one script call
+//!    (a script call costs Redis more than the three commands in it).
 //! 2. `wait`: subscribe to the key's channel first, then read the key once
 //!    (so a result stored in between is not missed), then wait for
 //!    messages: no polling loop. If the subscription fails (Redis
@@ -16,6 +18,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ResultBackend;
@@ -23,24 +26,48 @@ use crate::protocol::ResultMeta;
 use crate::redis_support::{connect, Keys};
 use crate::{Error, Result};
 
+/// KEYS: result keys; ARGV[2i-1], ARGV[2i]: the i-th document and its
+/// expiry in seconds. Returns how many were stored (a SUCCESS already
+/// there is kept, as Celery does).
 const STORE: &str = r#"
-local current = redis.call('GET', KEYS[1])
-if current then
-  if string.find(current, '^%s*{%s*"status"%s*:%s*"SUCCESS"') then return 0 end
-  local ok, doc = pcall(cjson.decode, current)
-  if ok and type(doc) == 'table' and doc.status == 'SUCCESS' then return 0 end
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  local final = false
+  if current then
+    if string.find(current, '^%s*{%s*"status"%s*:%s*"SUCCESS"') then
+      final = true
+    else
+      local ok, doc = pcall(cjson.decode, current)
+      final = ok and type(doc) == 'table' and doc.status == 'SUCCESS'
+    end
+  end
+  if not final then
+    redis.call('SETEX', key, ARGV[2 * i], ARGV[2 * i - 1])
+    redis.call('PUBLISH', key, ARGV[2 * i - 1])
+    stored = stored + 1
+  end
 end
-redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
+return stored
 "#;
+
+/// Most results folded into one script call.
+const STORE_BATCH: usize = 256;
+
+/// A result to store: key, document, expiry in seconds, and who to tell.
+struct StoreRequest {
+    key: String,
+    document: String,
+    seconds: u64,
+    done: oneshot::Sender<Result<()>>,
+}
 
 /// The Redis result backend.
 pub struct RedisBackend {
     client: redis::Client,
     conn: ConnectionManager,
     keys: Keys,
-    store: Script,
+    stores: mpsc::UnboundedSender<StoreRequest>,
 }
 
 fn backend_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -54,11 +81,14 @@ impl RedisBackend {
     /// When the URL is invalid or the server cannot be reached.
     pub async fn open(url: &str, key_prefix: &str) -> Result<Self> {
         let (client, conn) = connect(url).await?;
+        let (stores, requests) = mpsc::unbounded_channel();
+        // Ends when the backend (the only sender) is dropped.
+        tokio::spawn(store_loop(conn.clone(), requests));
         Ok(RedisBackend {
             client,
             conn,
             keys: Keys::new(key_prefix),
-            store: Script::new(STORE),
+            stores,
         })
     }
 
@@ -87,20 +117,43 @@ impl RedisBackend {
     }
 }
 
+/// Store what concurrent callers hand in, up to [`STORE_BATCH`] results per
+/// script call; each caller learns the outcome of its own batch.
+async fn store_loop(conn: ConnectionManager, mut requests: mpsc::UnboundedReceiver<StoreRequest>) {
+    let script = Script::new(STORE);
+    let mut batch = Vec::with_capacity(STORE_BATCH);
+    while requests.recv_many(&mut batch, STORE_BATCH).await > 0 {
+        let mut call = script.prepare_invoke();
+        for request in &batch {
+            call.key(&request.key)
+                .arg(&request.document)
+                .arg(request.seconds);
+        }
+        let outcome: redis::RedisResult<i64> = call.invoke_async(&mut conn.clone()).await;
+        for request in batch.drain(..) {
+            let _ = request.done.send(
+                outcome
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| Error::backend("storing a result in Redis", e.to_string())),
+            );
+        }
+    }
+}
+
 #[async_trait]
 impl ResultBackend for RedisBackend {
     async fn store(&self, meta: &ResultMeta, expires: Duration) -> Result<()> {
-        let text = serde_json::to_string(meta).map_err(|e| Error::json("result", e))?;
-        let seconds = expires.as_secs().max(1);
-        let _: i64 = self
-            .store
-            .key(self.keys.result(&meta.task_id))
-            .arg(text)
-            .arg(seconds)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(backend_err("storing a result in Redis"))?;
-        Ok(())
+        let (done, outcome) = oneshot::channel();
+        let request = StoreRequest {
+            key: self.keys.result(&meta.task_id),
+            document: serde_json::to_string(meta).map_err(|e| Error::json("result", e))?,
+            seconds: expires.as_secs().max(1),
+            done,
+        };
+        let stopped = || Error::backend("storing a result in Redis", "the store task has stopped");
+        self.stores.send(request).map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
     }
 
     async fn fetch(&self, task_id: &str) -> Result<Option<ResultMeta>> {
