@@ -60,26 +60,26 @@ impl ReadHeaders {
 
 struct HeadersVisitor;
 
-/// A map key, borrowed from the input when it has no escapes (serde's own
-/// `Cow<str>` always copies).
-struct Key<'de>(std::borrow::Cow<'de, str>);
+/// A string (a map key, say), borrowed from the input when it has no
+/// escapes (serde's own `Cow<str>` always copies).
+pub(super) struct Text<'de>(pub(super) std::borrow::Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for Key<'de> {
+impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a header name")
+                f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(v.into()))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(v.to_owned().into()))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(v.to_owned().into()))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(v.into()))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(v.into()))
             }
         }
         deserializer.deserialize_str(KeyVisitor)
@@ -110,7 +110,7 @@ impl<'de> Visitor<'de> for HeadersVisitor {
         let mut extra = Map::new();
         // Keys borrow from the input when they can: no allocation for the
         // ~20 known names.
-        while let Some(Key(key)) = map.next_key()? {
+        while let Some(Text(key)) = map.next_key()? {
             match key.as_ref() {
                 "task" => task = Some(map.next_value::<String>()?),
                 "id" => id = Some(map.next_value::<String>()?),

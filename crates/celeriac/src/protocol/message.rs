@@ -9,10 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use std::borrow::Cow;
-
-use super::headers_de::V2Headers;
-use super::{time, Envelope, Properties, ProtocolError};
+use super::{time, wire, Envelope, Properties, ProtocolError};
 
 /// Protocol v2 task headers. (Read by a hand-written visitor in
 /// `headers_de.rs`, one pass; the serde attributes below say how they are
@@ -156,7 +153,7 @@ impl TaskMessage {
         let headers: TaskHeaders = serde_json::from_value(Value::Object(envelope.headers.clone()))
             .map_err(|e| ProtocolError::Headers(e.to_string()))?;
         let body = envelope.decoded_body()?;
-        let (args, kwargs, embed) = decode_body(&body)?;
+        let (args, kwargs, embed) = wire::read_body(&body)?;
         Ok(TaskMessage {
             headers,
             args,
@@ -175,20 +172,13 @@ impl TaskMessage {
     /// As [`Self::from_envelope`], and [`ProtocolError::Envelope`] when the
     /// bytes are not a kombu envelope.
     pub fn decode(bytes: &[u8]) -> Result<(Self, Option<u8>), ProtocolError> {
-        let wire: WireTask<'_> =
-            serde_json::from_slice(bytes).map_err(|e| ProtocolError::Envelope(e.to_string()))?;
-        let headers = match wire.headers {
-            None => return Err(ProtocolError::ProtocolV1),
-            Some(raw) => serde_json::from_str::<V2Headers>(raw.get())
-                .map_err(|e| ProtocolError::Headers(e.to_string()))?
-                .0
-                .ok_or(ProtocolError::ProtocolV1)?,
-        };
+        let wire = wire::read_envelope(bytes)?;
+        let headers = wire.headers.ok_or(ProtocolError::ProtocolV1)?;
         let content_type = wire.content_type.as_deref().unwrap_or(JSON);
         if content_type != JSON {
             return Err(ProtocolError::ContentType(content_type.to_owned()));
         }
-        let body = match wire.properties.body_encoding.as_deref() {
+        let body = match wire.body_encoding.as_deref() {
             None | Some("base64") => {
                 use base64::Engine as _;
                 base64::engine::general_purpose::STANDARD
@@ -197,14 +187,14 @@ impl TaskMessage {
             }
             Some(_) => wire.body.into_owned().into_bytes(),
         };
-        let (args, kwargs, embed) = decode_body(&body)?;
+        let (args, kwargs, embed) = wire::read_body(&body)?;
         let message = TaskMessage {
             headers,
             args,
             kwargs,
             embed,
         };
-        Ok((message, wire.properties.priority))
+        Ok((message, wire.priority))
     }
 
     /// Decode a task message from the bytes stored in a queue.
@@ -235,73 +225,6 @@ impl TaskMessage {
 }
 
 const JSON: &str = "application/json";
-
-/// The parts of a kombu envelope a worker reads; everything else is skipped.
-#[derive(Deserialize)]
-struct WireTask<'a> {
-    #[serde(borrow)]
-    body: Cow<'a, str>,
-    #[serde(rename = "content-type", default, borrow)]
-    content_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    headers: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow)]
-    properties: WireProperties<'a>,
-}
-
-#[derive(Deserialize)]
-struct WireProperties<'a> {
-    #[serde(default)]
-    priority: Option<u8>,
-    #[serde(default, borrow)]
-    body_encoding: Option<Cow<'a, str>>,
-}
-
-type Body = (Vec<Value>, Map<String, Value>, Embed);
-
-fn decode_body(body: &[u8]) -> Result<Body, ProtocolError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ProtocolError::Body(e.to_string()))?;
-    let Value::Array(mut parts) = value else {
-        return Err(ProtocolError::Body(
-            "expected the array [args, kwargs, embed]".into(),
-        ));
-    };
-    if parts.is_empty() || parts.len() > 3 {
-        return Err(ProtocolError::Body(format!(
-            "expected 3 elements [args, kwargs, embed], found {}",
-            parts.len()
-        )));
-    }
-    parts.resize(3, Value::Null);
-    let embed = match parts.pop() {
-        Some(Value::Null) | None => Embed::default(),
-        Some(v) => {
-            serde_json::from_value(v).map_err(|e| ProtocolError::Body(format!("embed: {e}")))?
-        }
-    };
-    let kwargs = match parts.pop() {
-        Some(Value::Object(map)) => map,
-        Some(Value::Null) | None => Map::new(),
-        Some(other) => {
-            return Err(ProtocolError::Body(format!(
-                "kwargs must be an object, found {}",
-                kind_of(&other)
-            )))
-        }
-    };
-    let args = match parts.pop() {
-        Some(Value::Array(list)) => list,
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => {
-            return Err(ProtocolError::Body(format!(
-                "args must be an array, found {}",
-                kind_of(&other)
-            )))
-        }
-    };
-    Ok((args, kwargs, embed))
-}
 
 /// The JSON type of a value, for error messages.
 pub(crate) fn kind_of(value: &Value) -> &'static str {

@@ -21,6 +21,7 @@ mod headers_de;
 mod message;
 mod result;
 pub mod time;
+mod wire;
 
 pub use dead_letter::DeadLetter;
 pub use envelope::{DeliveryInfo, Envelope, Properties};
