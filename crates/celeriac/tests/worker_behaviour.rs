@@ -92,6 +92,23 @@ async fn throttled() -> Result<(), TaskError> {
     Ok(())
 }
 
+static SLEEPERS_STARTED: AtomicU32 = AtomicU32::new(0);
+
+#[task(name = "tasks.sleep_async")]
+async fn sleep_async() -> Result<(), TaskError> {
+    SLEEPERS_STARTED.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(())
+}
+
+/// Bounded: a thread cannot be killed, and the test runtime waits for it.
+#[task(name = "tasks.sleep_sync")]
+fn sleep_sync() -> Result<(), TaskError> {
+    SLEEPERS_STARTED.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    Ok(())
+}
+
 struct Running {
     app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -123,6 +140,8 @@ async fn start(name: &str) -> Running {
         .task(hopeless)
         .task(backoff)
         .task(throttled)
+        .task(sleep_async)
+        .task(sleep_sync)
         .build()
         .await
         .expect("app");
@@ -261,6 +280,31 @@ async fn time_limits_stop_tasks() {
         soft.get(WAIT).await.expect("get"),
         "stopped at the soft limit"
     );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn revoke_with_terminate_stops_running_tasks_and_the_worker_goes_on() {
+    let w = start("terminate").await;
+    let slow_async = sleep_async::delay(&w.app).await.expect("send");
+    let slow_sync = sleep_sync::delay(&w.app).await.expect("send");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while SLEEPERS_STARTED.load(Ordering::SeqCst) < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "both tasks start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ids = [slow_async.id().to_owned(), slow_sync.id().to_owned()];
+    w.app.revoke(&ids, true).await.expect("revoke");
+    for running in [&slow_async, &slow_sync] {
+        match running.get(WAIT).await {
+            Err(Error::TaskRevoked { .. }) => {}
+            other => panic!("expected the task terminated, got {other:?}"),
+        }
+    }
+    let info = slow_async.info().await.expect("info").expect("stored");
+    assert_eq!(info.status, TaskState::Revoked);
+    let after = add::delay(&w.app, 2, 3).await.expect("send");
+    assert_eq!(after.get(WAIT).await.expect("the worker goes on"), 5);
     w.stop().await;
 }
 

@@ -1,17 +1,23 @@
-//! Running one task: its own tokio task (or blocking thread), its time
-//! limits, and panics turned into errors. (Leases of held messages are
-//! renewed by the consumer's lease keeper, not here.)
+//! Running one task: its time limits, termination by `revoke`, and panics
+//! turned into errors. (Leases of held messages are renewed by the
+//! consumer's lease keeper, not here.)
 //!
-//! What is possible for sync tasks: they run on tokio's blocking pool, and a
-//! thread cannot be killed safely. At the hard limit the worker stops
-//! waiting, records `TimeLimitExceeded` and moves on; the thread finishes
-//! in the background and its result is discarded. The soft limit sets
-//! [`Context::is_cancelled`], which a long sync task should check. Async
-//! tasks are cancelled at their next `.await` at the hard limit and can
-//! await [`Context::cancelled`] for the soft one.
+//! An async task runs inside its handler's own tokio task (a second spawn
+//! per message cost more than the no-op tasks it ran); `catch_unwind` and an
+//! `Abortable` give what a separate task gave: a panic becomes an error, and
+//! `revoke --terminate` or the hard limit drops the future at its next
+//! `.await`. Sync tasks run on tokio's blocking pool, and a thread cannot
+//! be killed safely: at the hard limit (or on terminate) the worker stops
+//! waiting, records the outcome and moves on; the thread finishes in the
+//! background and its result is discarded. The soft limit sets
+//! [`Context::is_cancelled`], which a long sync task should check; async
+//! tasks can await [`Context::cancelled`] for it.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures::future::{AbortHandle, Abortable, BoxFuture};
+use futures::FutureExt;
 use serde_json::Value;
 
 use super::consumer::Shared;
@@ -38,42 +44,52 @@ pub(super) async fn execute(
         .1
         .or(defaults.soft_time_limit)
         .filter(|s| *s > 0.0);
-    let mut handle = match call {
-        TaskCall::Blocking(f) => tokio::task::spawn_blocking(f),
-        TaskCall::Async(fut) => tokio::spawn(fut),
+    // Outer `Err`: the task panicked (the payload); inner: its own result.
+    type Caught = Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>;
+    let running: BoxFuture<'static, Caught> = match call {
+        TaskCall::Blocking(f) => {
+            let thread = tokio::task::spawn_blocking(f);
+            async move {
+                match thread.await {
+                    Ok(result) => Ok(result),
+                    Err(e) if e.is_panic() => Err(e.into_panic()),
+                    Err(_) => Ok(Err(cancelled())),
+                }
+            }
+            .boxed()
+        }
+        TaskCall::Async(fut) => AssertUnwindSafe(fut).catch_unwind().boxed(),
     };
-    shared.state.start(&headers.id, handle.abort_handle());
+    let (abort, registration) = AbortHandle::new_pair();
+    let running = Abortable::new(running, registration);
+    shared.state.start(&headers.id, abort);
     let soft_timer = soft.map(|seconds| {
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            tokio::time::sleep(limit(seconds)).await;
             ctx.cancel();
         })
     });
     let joined = match hard {
         Some(seconds) => {
-            match tokio::time::timeout(Duration::from_secs_f64(seconds), &mut handle).await {
+            match tokio::time::timeout(limit(seconds), running).await {
                 Ok(joined) => joined,
-                Err(_) => {
-                    // Async tasks stop at their next await; a sync task's thread
-                    // cannot be killed and runs on, its result discarded.
-                    handle.abort();
-                    Ok(Err(TaskError::new(
-                        "TimeLimitExceeded",
-                        format!("TimeLimitExceeded({seconds})"),
-                    )))
-                }
+                // Dropped: an async task stops at its await; a sync task's
+                // thread cannot be killed and runs on, its result discarded.
+                Err(_) => Ok(Ok(Err(TaskError::new(
+                    "TimeLimitExceeded",
+                    format!("TimeLimitExceeded({seconds})"),
+                )))),
             }
         }
-        None => handle.await,
+        None => running.await,
     };
     if let Some(t) = soft_timer {
         t.abort();
     }
     match joined {
-        Ok(result) => result,
-        Err(err) if err.is_panic() => {
-            let payload = err.into_panic();
+        Ok(Ok(result)) => result,
+        Ok(Err(payload)) => {
             let message = payload
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())
@@ -81,6 +97,16 @@ pub(super) async fn execute(
                 .unwrap_or_else(|| "task panicked".to_owned());
             Err(TaskError::new("Panic", message))
         }
-        Err(_) => Err(TaskError::new("Cancelled", "the task was cancelled")),
+        Err(futures::future::Aborted) => Err(cancelled()),
     }
+}
+
+/// A limit in seconds from a message; one too large for a `Duration`
+/// (e.g. `1e300`) means no limit, not a panic.
+fn limit(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+}
+
+fn cancelled() -> TaskError {
+    TaskError::new("Cancelled", "the task was cancelled")
 }

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use futures::future::AbortHandle;
 use serde_json::{json, Value};
-use tokio::task::AbortHandle;
 
 use crate::protocol::TaskMessage;
 
