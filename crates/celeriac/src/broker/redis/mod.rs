@@ -24,6 +24,12 @@
 //!    reservation whose tag names a consumer whose liveness key expired, so
 //!    a killed worker's tasks run again within seconds instead of after the
 //!    visibility timeout (which can then stay long enough for any task).
+//!
+//! `reply.rs` reads what the reservation script returns; `upkeep.rs` holds
+//! the background loops (acks, liveness, restores).
+
+mod reply;
+mod upkeep;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,23 +41,15 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
+use reply::{parse_reserved, unacked_tail};
+use upkeep::{ack_loop, announce, restore_loop, AckRequest, ALIVE_EVERY};
+
 use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
 use crate::protocol::DeadLetter;
 use crate::redis_support::{connect, Keys, SEP};
 use crate::{Error, Result};
 
 const STEPS: [u8; 4] = [0, 3, 6, 9];
-/// How often each worker looks for expired reservations (more often when
-/// the visibility timeout is shorter than this).
-const RESTORE_EVERY: Duration = Duration::from_secs(5);
-/// Most acks folded into one pipeline.
-const ACK_BATCH: usize = 1024;
-/// A consumer is dead once its liveness key is this old.
-const ALIVE_TTL: Duration = Duration::from_secs(10);
-/// How often a consumer refreshes its liveness key.
-const ALIVE_EVERY: Duration = Duration::from_secs(2);
-
-type AckRequest = (String, oneshot::Sender<Result<()>>);
 
 /// The Redis broker.
 pub struct RedisBroker {
@@ -469,296 +467,5 @@ impl Broker for RedisBroker {
 
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
-    }
-}
-
-/// The end of a message's `unacked` entry, `[message, "", queue]`: the
-/// anonymous exchange with the queue's name as routing key sends a restored
-/// message (by kombu or by us) back to exactly the queue it was taken from.
-fn unacked_tail(queue: &str) -> String {
-    let quoted = serde_json::Value::from(queue).to_string();
-    format!(r#","",{quoted}]"#)
-}
-
-/// Read `reserve.lua`'s reply: the count of due delayed messages, then per
-/// list its index, a count and that many messages, tagged in order.
-fn parse_reserved(
-    reply: Vec<redis::Value>,
-    tag_prefix: &str,
-    list_queue: &[&str],
-) -> Result<Vec<Delivery>> {
-    use redis::FromRedisValue;
-    let bad = |what: &str| Error::broker("reading a Redis reservation", what.to_owned());
-    let int = |value: Option<redis::Value>, what: &str| -> Result<usize> {
-        let value = value.ok_or_else(|| bad(what))?;
-        usize::from_redis_value(&value).map_err(|e| bad(&e.to_string()))
-    };
-    let mut fields = reply.into_iter();
-    int(fields.next(), "empty reply from the reserve script")?;
-    let mut out = Vec::with_capacity(fields.len());
-    while let Some(index) = fields.next() {
-        let index = int(Some(index), "list index")?;
-        let queue = index
-            .checked_sub(1)
-            .and_then(|i| list_queue.get(i))
-            .ok_or_else(|| bad("list index out of range"))?;
-        let count = int(fields.next(), "message count")?;
-        for _ in 0..count {
-            // Taken, not copied: payloads are most of the reply's bytes.
-            let payload = match fields.next() {
-                Some(redis::Value::BulkString(bytes)) => bytes,
-                Some(other) => {
-                    Vec::<u8>::from_redis_value(&other).map_err(|e| bad(&e.to_string()))?
-                }
-                None => return Err(bad("fewer messages than counted")),
-            };
-            out.push(Delivery {
-                tag: format!("{tag_prefix}{}", out.len() + 1),
-                queue: (*queue).to_owned(),
-                redelivered: marked_redelivered(&payload),
-                payload,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Whether kombu marked this message redelivered when it restored it (it
-/// sets `redelivered` in the headers and the delivery info).
-fn marked_redelivered(payload: &[u8]) -> bool {
-    memchr::memmem::find(payload, br#""redelivered": true"#).is_some()
-        || memchr::memmem::find(payload, br#""redelivered":true"#).is_some()
-}
-
-async fn announce(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    consumer: &str,
-) -> redis::RedisResult<()> {
-    redis::pipe()
-        .set_options(
-            keys.alive(consumer),
-            1,
-            redis::SetOptions::default()
-                .with_expiration(redis::SetExpiry::PX(ALIVE_TTL.as_millis() as u64)),
-        )
-        .ignore()
-        .sadd(keys.consumers(), consumer)
-        .ignore()
-        .query_async(conn)
-        .await
-}
-
-/// Fold concurrent acks into one `HDEL` + `ZREM` pipeline.
-async fn ack_loop(
-    conn: ConnectionManager,
-    keys: Keys,
-    mut rx: mpsc::UnboundedReceiver<AckRequest>,
-) {
-    let mut batch = Vec::with_capacity(ACK_BATCH);
-    while rx.recv_many(&mut batch, ACK_BATCH).await > 0 {
-        let tags: Vec<&str> = batch.iter().map(|(tag, _)| tag.as_str()).collect();
-        let mut pipe = redis::pipe();
-        pipe.hdel(keys.unacked(), &tags)
-            .ignore()
-            .zrem(keys.unacked_index(), &tags)
-            .ignore();
-        let outcome: redis::RedisResult<()> = pipe.query_async(&mut conn.clone()).await;
-        for (_, reply) in batch.drain(..) {
-            let _ = reply.send(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| Error::broker("acknowledging in Redis", e.to_string())),
-            );
-        }
-    }
-}
-
-/// Return expired reservations to their queues, forever.
-async fn restore_loop(
-    mut conn: ConnectionManager,
-    keys: Keys,
-    scripts: Arc<Scripts>,
-    visibility_timeout: Duration,
-    me: String,
-) {
-    let every = RESTORE_EVERY
-        .min(visibility_timeout / 2)
-        .max(Duration::from_millis(100));
-    loop {
-        // Jitter spreads the sweeps of many workers over the interval.
-        let jitter = rand::random_range(0..=every.as_millis() as u64 / 2);
-        tokio::time::sleep(every + Duration::from_millis(jitter)).await;
-        let ceiling = now_secs() - visibility_timeout.as_secs_f64();
-        let expired: redis::RedisResult<Vec<String>> = scripts
-            .restore
-            .key(keys.unacked())
-            .key(keys.unacked_index())
-            .key(keys.unacked_mutex())
-            .arg(ceiling)
-            .arg(1000)
-            .invoke_async(&mut conn)
-            .await;
-        let expired = match expired {
-            Ok(tags) => tags,
-            Err(e) => {
-                tracing::debug!(error = %e, "restore sweep skipped");
-                continue;
-            }
-        };
-        if !expired.is_empty() {
-            tracing::info!(
-                count = expired.len(),
-                "restoring messages whose reservation expired"
-            );
-        }
-        for tag in expired {
-            if let Err(e) = settle(&mut conn, &keys, &scripts, &tag, "restore", ceiling).await {
-                tracing::warn!(error = %e, "could not restore a message");
-            }
-        }
-        if let Err(e) = restore_dead_consumers(&mut conn, &keys, &scripts, &me).await {
-            tracing::debug!(error = %e, "dead-consumer sweep skipped");
-        }
-    }
-}
-
-/// Give back everything held by consumers whose liveness key expired.
-async fn restore_dead_consumers(
-    conn: &mut ConnectionManager,
-    keys: &Keys,
-    scripts: &Scripts,
-    me: &str,
-) -> Result<()> {
-    let consumers: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(keys.consumers())
-        .query_async(conn)
-        .await
-        .map_err(redis_err("listing consumers"))?;
-    for consumer in consumers.iter().filter(|c| c.as_str() != me) {
-        let alive: bool = redis::cmd("EXISTS")
-            .arg(keys.alive(consumer))
-            .query_async(conn)
-            .await
-            .map_err(redis_err("checking a consumer"))?;
-        if alive {
-            continue;
-        }
-        // A consumer's tags start with its id (see `reserve`). Rare and
-        // bounded by what all workers hold, so a full read is fine.
-        let reserved: Vec<String> = redis::cmd("ZRANGE")
-            .arg(keys.unacked_index())
-            .arg(0)
-            .arg(-1)
-            .query_async(conn)
-            .await
-            .map_err(redis_err("listing a dead consumer's messages"))?;
-        let held: Vec<&String> = reserved
-            .iter()
-            .filter(|tag| tag_of_consumer(tag, consumer))
-            .collect();
-        if !held.is_empty() {
-            tracing::info!(
-                count = held.len(),
-                consumer,
-                "restoring the messages of a dead worker"
-            );
-        }
-        for tag in held {
-            // Atomic per tag: a tag already acked or restored is skipped.
-            settle(conn, keys, scripts, tag, "front", 0.0).await?;
-        }
-        let _: () = redis::cmd("SREM")
-            .arg(keys.consumers())
-            .arg(consumer)
-            .query_async(conn)
-            .await
-            .map_err(redis_err("forgetting a dead consumer"))?;
-    }
-    Ok(())
-}
-
-/// Whether `tag` is one `consumer` made in `reserve`.
-fn tag_of_consumer(tag: &str, consumer: &str) -> bool {
-    tag.strip_prefix(consumer)
-        .is_some_and(|rest| rest.starts_with('.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bulk(s: &str) -> redis::Value {
-        redis::Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn reserved_messages_are_tagged_in_order_across_lists() {
-        let reply = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(1),
-            redis::Value::Int(2),
-            bulk("a"),
-            bulk(r#"{"redelivered": true}"#),
-            redis::Value::Int(3),
-            redis::Value::Int(1),
-            bulk("c"),
-        ];
-        let got = parse_reserved(reply, "me.7.", &["x", "y", "x", "y"]).expect("parse");
-        let seen: Vec<(&str, &str, bool)> = got
-            .iter()
-            .map(|d| (d.tag.as_str(), d.queue.as_str(), d.redelivered))
-            .collect();
-        assert_eq!(
-            seen,
-            [
-                ("me.7.1", "x", false),
-                ("me.7.2", "x", true),
-                ("me.7.3", "x", false)
-            ]
-        );
-    }
-
-    #[test]
-    fn a_short_or_misnumbered_reply_is_an_error_not_a_panic() {
-        let short = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(1),
-            redis::Value::Int(2),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(short, "p.", &["q"]).is_err());
-        let out_of_range = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(5),
-            redis::Value::Int(1),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(out_of_range, "p.", &["q"]).is_err());
-        let zero = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(0),
-            redis::Value::Int(1),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(zero, "p.", &["q"]).is_err());
-        assert!(parse_reserved(Vec::new(), "p.", &["q"]).is_err());
-    }
-
-    #[test]
-    fn the_unacked_entry_routes_back_to_the_queue_by_name() {
-        assert_eq!(unacked_tail("celery"), r#","","celery"]"#);
-        assert_eq!(unacked_tail(r#"we"ird"#), r#","","we\"ird"]"#);
-        let entry = format!("[{{\"body\": 1}}{}", unacked_tail("q"));
-        let parsed: serde_json::Value = serde_json::from_str(&entry).expect("json");
-        assert_eq!(parsed, serde_json::json!([{"body": 1}, "", "q"]));
-    }
-
-    #[test]
-    fn only_a_consumers_own_tags_are_its_own() {
-        assert!(tag_of_consumer("abc.3.1", "abc"));
-        assert!(!tag_of_consumer("abcd.3.1", "abc"));
-        assert!(!tag_of_consumer("f318a041-03e6-4518", "f318a041"));
     }
 }
