@@ -53,6 +53,8 @@ return stored
 
 /// Most results folded into one script call.
 const STORE_BATCH: usize = 256;
+/// Results past this many bytes of documents go in the next call.
+const STORE_BATCH_BYTES: usize = 4 << 20;
 
 /// A result to store: key, document, expiry in seconds, and who to tell.
 struct StoreRequest {
@@ -117,27 +119,48 @@ impl RedisBackend {
     }
 }
 
-/// Store what concurrent callers hand in, up to [`STORE_BATCH`] results per
-/// script call; each caller learns the outcome of its own batch.
+/// Store what concurrent callers hand in, up to [`STORE_BATCH`] results
+/// (and about [`STORE_BATCH_BYTES`]) per script call; each caller learns
+/// the outcome of its own call.
 async fn store_loop(conn: ConnectionManager, mut requests: mpsc::UnboundedReceiver<StoreRequest>) {
     let script = Script::new(STORE);
-    let mut batch = Vec::with_capacity(STORE_BATCH);
-    while requests.recv_many(&mut batch, STORE_BATCH).await > 0 {
-        let mut call = script.prepare_invoke();
-        for request in &batch {
-            call.key(&request.key)
-                .arg(&request.document)
-                .arg(request.seconds);
+    let mut waiting = Vec::with_capacity(STORE_BATCH);
+    let mut call = Vec::with_capacity(STORE_BATCH);
+    while requests.recv_many(&mut waiting, STORE_BATCH).await > 0 {
+        let mut bytes = 0;
+        for request in waiting.drain(..) {
+            if bytes > 0 && bytes + request.document.len() > STORE_BATCH_BYTES {
+                store_together(&script, &conn, &mut call).await;
+                bytes = 0;
+            }
+            bytes += request.document.len();
+            call.push(request);
         }
-        let outcome: redis::RedisResult<i64> = call.invoke_async(&mut conn.clone()).await;
-        for request in batch.drain(..) {
-            let _ = request.done.send(
-                outcome
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| Error::backend("storing a result in Redis", e.to_string())),
-            );
-        }
+        store_together(&script, &conn, &mut call).await;
+    }
+}
+
+/// One script call for all of `requests`, which it empties.
+async fn store_together(
+    script: &Script,
+    conn: &ConnectionManager,
+    requests: &mut Vec<StoreRequest>,
+) {
+    let mut invocation = script.prepare_invoke();
+    for request in requests.iter() {
+        invocation
+            .key(&request.key)
+            .arg(&request.document)
+            .arg(request.seconds);
+    }
+    let outcome: redis::RedisResult<i64> = invocation.invoke_async(&mut conn.clone()).await;
+    for request in requests.drain(..) {
+        let _ = request.done.send(
+            outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| Error::backend("storing a result in Redis", e.to_string())),
+        );
     }
 }
 
