@@ -57,8 +57,14 @@ pub(super) fn parse_reserved(
 /// Whether kombu marked this message redelivered when it restored it (it
 /// sets `redelivered` in the headers and the delivery info).
 fn marked_redelivered(payload: &[u8]) -> bool {
-    memchr::memmem::find(payload, br#""redelivered": true"#).is_some()
-        || memchr::memmem::find(payload, br#""redelivered":true"#).is_some()
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Built once: a searcher's setup costs more than a search of 1 KB.
+    static SPACED: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new(br#""redelivered": true"#));
+    static COMPACT: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new(br#""redelivered":true"#));
+    SPACED.find(payload).is_some() || COMPACT.find(payload).is_some()
 }
 
 #[cfg(test)]
@@ -94,6 +100,14 @@ mod tests {
                 ("me.7.3", "x", false)
             ]
         );
+    }
+
+    #[test]
+    fn redelivered_is_read_in_either_spelling() {
+        assert!(marked_redelivered(br#"{"a": 1, "redelivered": true}"#));
+        assert!(marked_redelivered(br#"{"a":1,"redelivered":true}"#));
+        assert!(!marked_redelivered(br#"{"redelivered": false}"#));
+        assert!(!marked_redelivered(b""));
     }
 
     #[test]
