@@ -101,11 +101,18 @@ async fn sleep_async() -> Result<(), TaskError> {
     Ok(())
 }
 
-/// Bounded: a thread cannot be killed, and the test runtime waits for it.
+static RELEASE_SYNC_SLEEPER: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Runs until the test releases it (a thread cannot be killed, and the test
+/// runtime waits for it), at most 60 s.
 #[task(name = "tasks.sleep_sync")]
 fn sleep_sync() -> Result<(), TaskError> {
     SLEEPERS_STARTED.fetch_add(1, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_secs(3));
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !RELEASE_SYNC_SLEEPER.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     Ok(())
 }
 
@@ -301,6 +308,7 @@ async fn revoke_with_terminate_stops_running_tasks_and_the_worker_goes_on() {
             other => panic!("expected the task terminated, got {other:?}"),
         }
     }
+    RELEASE_SYNC_SLEEPER.store(true, Ordering::SeqCst);
     let info = slow_async.info().await.expect("info").expect("stored");
     assert_eq!(info.status, TaskState::Revoked);
     let after = add::delay(&w.app, 2, 3).await.expect("send");
