@@ -190,6 +190,21 @@ async fn typed_calls_return_typed_values() {
 }
 
 #[tokio::test]
+async fn limits_too_large_for_a_duration_mean_no_limit() {
+    let w = start("huge-limits").await;
+    let options = SendOptions::new()
+        .time_limit(1e300)
+        .soft_time_limit(f64::MAX);
+    let r = add::apply_async(&w.app, (2, 3), options)
+        .await
+        .expect("send");
+    assert_eq!(r.get(WAIT).await.expect("ran without a limit"), 5);
+    let after = add::delay(&w.app, 1, 1).await.expect("send");
+    assert_eq!(after.get(WAIT).await.expect("the worker goes on"), 2);
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn kwargs_bind_by_name_and_bad_calls_fail_with_type_error() {
     let w = start("kwargs").await;
     let mut kwargs = Map::new();
