@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use serde_json::{Map, Value};
 
 use crate::backend::ResultBackend;
@@ -328,11 +327,11 @@ impl App {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let eta = match (options.eta, options.countdown) {
             (Some(at), _) => Some(at),
-            (None, Some(delay)) => Some(
-                Utc::now()
-                    + chrono::Duration::from_std(delay)
-                        .map_err(|_| Error::InvalidArgument("countdown is too large".into()))?,
-            ),
+            (None, Some(delay)) => {
+                Some(crate::protocol::time::from_now(delay).ok_or_else(|| {
+                    Error::InvalidArgument("countdown is too large (past the year 9999)".into())
+                })?)
+            }
             (None, None) => None,
         };
         let t = &options.task;

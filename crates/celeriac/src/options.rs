@@ -60,7 +60,9 @@ impl SendOptions {
 
     /// Do not run after `after` from now.
     pub fn expires_in(self, after: Duration) -> Self {
-        let at = Utc::now() + chrono::Duration::from_std(after).unwrap_or(chrono::TimeDelta::MAX);
+        // Too far ahead to write: as good as never expiring.
+        let at =
+            crate::protocol::time::from_now(after).unwrap_or_else(crate::protocol::time::latest);
         self.expires_at(at)
     }
 

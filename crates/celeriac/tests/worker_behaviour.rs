@@ -190,7 +190,7 @@ async fn typed_calls_return_typed_values() {
 }
 
 #[tokio::test]
-async fn limits_too_large_for_a_duration_mean_no_limit() {
+async fn limits_and_times_too_far_ahead_never_panic() {
     let w = start("huge-limits").await;
     let options = SendOptions::new()
         .time_limit(1e300)
@@ -201,6 +201,15 @@ async fn limits_too_large_for_a_duration_mean_no_limit() {
     assert_eq!(r.get(WAIT).await.expect("ran without a limit"), 5);
     let after = add::delay(&w.app, 1, 1).await.expect("send");
     assert_eq!(after.get(WAIT).await.expect("the worker goes on"), 2);
+    // Far-off times: never expiring is allowed, an unwritable countdown is
+    // refused with a reason; neither panics.
+    let never = SendOptions::new().expires_in(Duration::MAX);
+    let r = add::apply_async(&w.app, (1, 2), never).await.expect("send");
+    assert_eq!(r.get(WAIT).await.expect("not expired"), 3);
+    match add::apply_async(&w.app, (1, 2), SendOptions::new().countdown(Duration::MAX)).await {
+        Err(Error::InvalidArgument(why)) => assert!(why.contains("countdown"), "{why}"),
+        other => panic!("expected a refused countdown, got {other:?}"),
+    }
     w.stop().await;
 }
 

@@ -5,7 +5,7 @@
 //! naive times, which Celery treats as UTC. We write the same spelling and
 //! read every variant (space or `T`, fractional seconds or none, `Z`, offset).
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
 /// Parse an ISO-8601 time as Celery writes it; naive times are UTC.
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
@@ -24,6 +24,23 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     None
 }
 
+/// The last second Python's `datetime` can hold (9999-12-31 23:59:59 UTC):
+/// later times could not be read by a Python peer.
+pub fn latest() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Now plus `after`, or `None` past [`latest`] (where chrono would panic
+/// or Python could not follow).
+pub fn from_now(after: std::time::Duration) -> Option<DateTime<Utc>> {
+    chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|delta| Utc::now().checked_add_signed(delta))
+        .filter(|at| *at <= latest())
+}
+
 /// Format a time as Python's `datetime.isoformat()` does for an aware UTC time.
 pub fn format(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, false)
@@ -32,6 +49,19 @@ pub fn format(time: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn from_now_stops_where_python_does() {
+        let soon = from_now(std::time::Duration::from_secs(60)).expect("a minute ahead");
+        assert!(soon > Utc::now() && soon <= latest());
+        assert_eq!(from_now(std::time::Duration::MAX), None);
+        assert_eq!(
+            from_now(std::time::Duration::from_secs(400 * 365 * 86_400 * 25)),
+            None
+        );
+        assert_eq!(format(latest()), "9999-12-31T23:59:59.000000+00:00");
+        assert_eq!(parse(&format(latest())), Some(latest()));
+    }
 
     #[test]
     fn reads_every_spelling_celery_and_users_write() {

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use super::consumer::Shared;
 use crate::broker::{Delivery, OutgoingMessage};
 use crate::protocol::{time, ResultMeta, TaskMessage, TaskState};
@@ -23,7 +21,8 @@ pub(super) async fn retry(
     countdown: Duration,
 ) -> Option<ResultMeta> {
     let headers = &message.headers;
-    let eta = Utc::now() + chrono::Duration::from_std(countdown).unwrap_or(chrono::TimeDelta::MAX);
+    // A countdown past what can be written waits until the last writable time.
+    let eta = time::from_now(countdown).unwrap_or_else(time::latest);
     let mut next = message.clone();
     next.headers.retries += 1;
     next.headers.eta = Some(time::format(eta));
