@@ -245,6 +245,11 @@ async fn run(
                     .task("task-succeeded", &headers.id, fields)
                     .await;
             }
+            if headers.ignore_result {
+                // Nothing to store: skip building the document.
+                settle_late(shared, delivery, acks_late).await;
+                return;
+            }
             ResultMeta::new(&headers.id, TaskState::Success, value)
         }
         Err(_) if shared.state.is_revoked(&headers.id) => {
@@ -277,6 +282,11 @@ async fn run(
         }
     };
     store(shared, message, meta).await;
+    settle_late(shared, delivery, acks_late).await;
+}
+
+/// With acks_late, acknowledge now that the outcome is settled.
+async fn settle_late(shared: &Shared, delivery: &Delivery, acks_late: bool) {
     if acks_late {
         settle_ack(shared, &delivery.tag).await;
     }
