@@ -59,12 +59,15 @@ pub(super) fn parse_reserved(
 fn marked_redelivered(payload: &[u8]) -> bool {
     use memchr::memmem::Finder;
     use std::sync::LazyLock;
+    const KEY: &[u8] = br#""redelivered""#;
     // Built once: a searcher's setup costs more than a search of 1 KB.
-    static SPACED: LazyLock<Finder<'static>> =
-        LazyLock::new(|| Finder::new(br#""redelivered": true"#));
-    static COMPACT: LazyLock<Finder<'static>> =
-        LazyLock::new(|| Finder::new(br#""redelivered":true"#));
-    SPACED.find(payload).is_some() || COMPACT.find(payload).is_some()
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
+    FINDER.find_iter(payload).any(|at| {
+        let rest = payload.get(at + KEY.len()..).unwrap_or_default();
+        rest.trim_ascii_start()
+            .strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().starts_with(b"true"))
+    })
 }
 
 #[cfg(test)]
@@ -108,6 +111,10 @@ mod tests {
         assert!(marked_redelivered(br#"{"a":1,"redelivered":true}"#));
         assert!(!marked_redelivered(br#"{"redelivered": false}"#));
         assert!(!marked_redelivered(b""));
+        assert!(!marked_redelivered(br#"{"redelivered""#));
+        assert!(marked_redelivered(
+            br#"{"x": "redelivered", "redelivered" :  true}"#
+        ));
     }
 
     #[test]
