@@ -53,7 +53,7 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         return;
     }
     let (message, priority) = match TaskMessage::decode(&delivery.payload) {
-        Ok(decoded) => decoded,
+        Ok((message, priority)) => (Arc::new(message), priority),
         Err(err) => {
             dead_letter(shared, delivery, &err.to_string()).await;
             return;
@@ -148,7 +148,7 @@ async fn revoked(
 async fn run(
     shared: &Shared,
     task: Arc<dyn Task>,
-    message: &TaskMessage,
+    message: &Arc<TaskMessage>,
     priority: u8,
     delivery: &Delivery,
 ) {

@@ -8,7 +8,7 @@
 //!    `revoke --terminate`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures::future::AbortHandle;
 use serde_json::{json, Value};
@@ -17,9 +17,8 @@ use crate::protocol::TaskMessage;
 
 /// One task this worker holds.
 pub(crate) struct HeldTask {
-    pub(crate) name: String,
-    pub(crate) args: Value,
-    pub(crate) kwargs: Value,
+    /// Shared with its handler: nothing is copied for the rare `inspect`.
+    pub(crate) message: Arc<TaskMessage>,
     pub(crate) queue: String,
     pub(crate) acks_late: bool,
     /// Set once it runs.
@@ -82,13 +81,11 @@ impl WorkerState {
         lock(&self.revoked).keys().cloned().collect()
     }
 
-    pub(crate) fn hold(&self, message: &TaskMessage, queue: &str, acks_late: bool) {
+    pub(crate) fn hold(&self, message: &Arc<TaskMessage>, queue: &str, acks_late: bool) {
         lock(&self.held).insert(
             message.headers.id.clone(),
             HeldTask {
-                name: message.headers.task.clone(),
-                args: Value::Array(message.args.clone()),
-                kwargs: Value::Object(message.kwargs.clone()),
+                message: Arc::clone(message),
                 queue: queue.to_owned(),
                 acks_late,
                 started: None,
@@ -116,10 +113,10 @@ impl WorkerState {
             .map(|(id, t)| {
                 json!({
                     "id": id,
-                    "name": t.name,
-                    "args": t.args,
-                    "kwargs": t.kwargs,
-                    "type": t.name,
+                    "name": t.message.headers.task,
+                    "args": t.message.args,
+                    "kwargs": t.message.kwargs,
+                    "type": t.message.headers.task,
                     "hostname": hostname,
                     "time_start": t.started,
                     "acknowledged": t.started.is_some() && !t.acks_late,

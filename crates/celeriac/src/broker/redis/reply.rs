@@ -44,7 +44,7 @@ pub(super) fn parse_reserved(
                 None => return Err(bad("fewer messages than counted")),
             };
             out.push(Delivery {
-                tag: format!("{tag_prefix}{}", out.len() + 1),
+                tag: numbered(tag_prefix, out.len() + 1),
                 queue: (*queue).to_owned(),
                 redelivered: marked_redelivered(&payload),
                 payload,
@@ -52,6 +52,26 @@ pub(super) fn parse_reserved(
         }
     }
     Ok(out)
+}
+
+/// `prefix` followed by `n` in decimal (`format!` costs more, once per
+/// message).
+fn numbered(prefix: &str, n: usize) -> String {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut tag = String::with_capacity(prefix.len() + digits.len() - at);
+    tag.push_str(prefix);
+    tag.extend(digits[at..].iter().map(|&d| char::from(d)));
+    tag
 }
 
 /// Whether kombu marked this message redelivered when it restored it (it
@@ -103,6 +123,13 @@ mod tests {
                 ("me.7.3", "x", false)
             ]
         );
+    }
+
+    #[test]
+    fn tags_number_in_decimal() {
+        for n in [0, 1, 9, 10, 512, 1_000_007, usize::MAX] {
+            assert_eq!(numbered("c.3.", n), format!("c.3.{n}"));
+        }
     }
 
     #[test]
