@@ -215,15 +215,30 @@ async fn a_python_worker_restores_what_a_killed_celeriac_worker_held() {
     let mut conn = redis.connection();
     let app = rust_app(&url).await;
     // One slow task occupies the only slot; the marks wait behind it, held.
+    // The slow one goes alone first: handlers of one batch race for the
+    // slot, so a mark sent with it could take the slot before it.
     let slow = app
         .send_task(
             "tasks.sleep",
-            vec![json!(2)],
+            vec![json!(3)],
             Map::new(),
             SendOptions::new(),
         )
         .await
         .expect("send");
+    let mut worker = rust_worker(
+        &url,
+        &[
+            "-c",
+            "1",
+            "--prefetch",
+            "6",
+            "--acks-late",
+            "--visibility-timeout",
+            "2",
+        ],
+    );
+    wait_until(WAIT, || conn.hlen::<_, usize>("unacked").unwrap_or(0) == 1);
     let mut ids = Vec::new();
     for i in 0..5 {
         let r = app
@@ -237,18 +252,6 @@ async fn a_python_worker_restores_what_a_killed_celeriac_worker_held() {
             .expect("send");
         ids.push(r);
     }
-    let mut worker = rust_worker(
-        &url,
-        &[
-            "-c",
-            "1",
-            "--prefetch",
-            "6",
-            "--acks-late",
-            "--visibility-timeout",
-            "2",
-        ],
-    );
     wait_until(WAIT, || conn.hlen::<_, usize>("unacked").unwrap_or(0) == 6);
     worker.kill9();
     assert_eq!(
@@ -274,7 +277,7 @@ async fn a_python_worker_restores_what_a_killed_celeriac_worker_held() {
     });
     assert_eq!(
         slow.get(WAIT).await.expect("slow task ran in Python"),
-        json!(2)
+        json!(3)
     );
     for r in ids {
         r.get(WAIT).await.expect("mark ran in Python");
