@@ -11,6 +11,12 @@
 //! finished) so one worker cannot hoard a queue; *concurrency* caps tasks
 //! executing at once. Sync tasks run on tokio's blocking pool and async tasks
 //! on the runtime, so CPU-heavy work never stalls fetching.
+//!
+//! Order: messages are reserved highest priority first and oldest first, but
+//! the handlers of one reservation race for the free slots, so with
+//! concurrency below prefetch they may start in any order. Prefetch 1
+//! (`--prefetch 1`) keeps strict queue and priority order, as the
+//! interoperability tests of priorities do.
 
 mod consumer;
 mod events;
