@@ -45,20 +45,14 @@ struct WireProperties<'a> {
 }
 
 /// Read the envelope in `bytes`.
-///
-/// The whole input's UTF-8 is checked first, in one fast pass, so that the
-/// parser can read it as `&str` and skip its own check of every string
-/// (half of its work on a task message); input that is not UTF-8 is read
-/// as bytes, which finds and names the bad byte.
 pub(super) fn read_envelope(bytes: &[u8]) -> Result<Wire<'_>, ProtocolError> {
     let in_headers = Cell::new(false);
-    let visitor = EnvelopeVisitor {
-        in_headers: &in_headers,
-    };
-    let read = match std::str::from_utf8(bytes) {
-        Ok(text) => read_to_end(serde_json::de::StrRead::new(text), visitor),
-        Err(_) => read_to_end(serde_json::de::SliceRead::new(bytes), visitor),
-    };
+    let read = read_all(
+        bytes,
+        EnvelopeVisitor {
+            in_headers: &in_headers,
+        },
+    );
     read.map_err(|e| match in_headers.get() {
         true => ProtocolError::Headers(e.to_string()),
         false => ProtocolError::Envelope(e.to_string()),
@@ -123,6 +117,19 @@ fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> 
     Ok(())
 }
 
+/// Parse all of `bytes` as one JSON value with `visitor`.
+///
+/// The whole input's UTF-8 is checked first, in one fast pass, so that the
+/// parser can read it as `&str` and skip its own check of every string
+/// (half of its work on a task message); input that is not UTF-8 is read
+/// as bytes, which finds and names the bad byte.
+fn read_all<'de, V: Visitor<'de>>(bytes: &'de [u8], visitor: V) -> serde_json::Result<V::Value> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => read_to_end(serde_json::de::StrRead::new(text), visitor),
+        Err(_) => read_to_end(serde_json::de::SliceRead::new(bytes), visitor),
+    }
+}
+
 /// Parse one JSON value from `input` with `visitor` (objects and arrays go
 /// to its `visit_map`/`visit_seq`), and refuse anything after it.
 fn read_to_end<'de, R, V>(input: R, visitor: V) -> serde_json::Result<V::Value>
@@ -143,11 +150,7 @@ pub(super) type Body = (Vec<Value>, Map<String, Value>, Embed);
 /// means empty.
 pub(super) fn read_body(body: &[u8]) -> Result<Body, ProtocolError> {
     let failure = Cell::new(None);
-    let visitor = BodyVisitor { failure: &failure };
-    let read = match std::str::from_utf8(body) {
-        Ok(text) => read_to_end(serde_json::de::StrRead::new(text), visitor),
-        Err(_) => read_to_end(serde_json::de::SliceRead::new(body), visitor),
-    };
+    let read = read_all(body, BodyVisitor { failure: &failure });
     read.map_err(|e| {
         ProtocolError::Body(match failure.take() {
             Some(BodyFailure::NotAnArray) => "expected the array [args, kwargs, embed]".into(),
