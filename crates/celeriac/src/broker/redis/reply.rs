@@ -57,20 +57,11 @@ pub(super) fn parse_reserved(
 /// `prefix` followed by `n` in decimal (`format!` costs more, once per
 /// message).
 fn numbered(prefix: &str, n: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut tag = String::with_capacity(prefix.len() + digits.len() - at);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    let mut tag = String::with_capacity(prefix.len() + digits.len());
     tag.push_str(prefix);
-    tag.extend(digits[at..].iter().map(|&d| char::from(d)));
+    tag.push_str(digits);
     tag
 }
 
@@ -146,27 +137,20 @@ mod tests {
 
     #[test]
     fn a_short_or_misnumbered_reply_is_an_error_not_a_panic() {
-        let short = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(1),
-            redis::Value::Int(2),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(short, "p.", &["q"]).is_err());
-        let out_of_range = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(5),
-            redis::Value::Int(1),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(out_of_range, "p.", &["q"]).is_err());
-        let zero = vec![
-            redis::Value::Int(0),
-            redis::Value::Int(0),
-            redis::Value::Int(1),
-            bulk("a"),
-        ];
-        assert!(parse_reserved(zero, "p.", &["q"]).is_err());
+        // (list index, message count) for a reply carrying one message:
+        // more counted than sent, a list that does not exist, list 0.
+        for (index, count) in [(1, 2), (5, 1), (0, 1)] {
+            let reply = vec![
+                redis::Value::Int(0),
+                redis::Value::Int(index),
+                redis::Value::Int(count),
+                bulk("a"),
+            ];
+            assert!(
+                parse_reserved(reply, "p.", &["q"]).is_err(),
+                "index {index}, count {count}"
+            );
+        }
         assert!(parse_reserved(Vec::new(), "p.", &["q"]).is_err());
     }
 
