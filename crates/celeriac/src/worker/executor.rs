@@ -23,7 +23,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::consumer::Shared;
 use super::execute::execute;
-use super::settle::{dead_letter, failure_meta, refuse, retry, settle_ack, store};
+use super::settle::{dead_letter, failure_meta, refuse, result_kept, retry, settle_ack, store};
 use crate::app::{ACKS_LATE_HEADER, MAX_RETRIES_HEADER};
 use crate::broker::Delivery;
 use crate::protocol::{ResultMeta, TaskMessage, TaskState};
@@ -245,8 +245,8 @@ async fn run(
                     .task("task-succeeded", &headers.id, fields)
                     .await;
             }
-            if headers.ignore_result {
-                // Nothing to store: skip building the document.
+            if !result_kept(message, &TaskState::Success) {
+                // Skip building a document that would not be stored.
                 settle_late(shared, delivery, acks_late).await;
                 return;
             }

@@ -52,9 +52,15 @@ pub(super) fn failure_meta(task_id: &str, task_name: &str, err: &TaskError) -> R
     ResultMeta::failure(task_id, &err.exc_type, &err.exc_message, Some(traceback))
 }
 
+/// Whether an outcome in `status` is stored for `message`: `ignore_result`
+/// drops the final states (SUCCESS, FAILURE, REVOKED), not progress.
+pub(super) fn result_kept(message: &TaskMessage, status: &TaskState) -> bool {
+    !(message.headers.ignore_result && status.is_ready())
+}
+
 pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
     let headers = &message.headers;
-    if headers.ignore_result && meta.status.is_ready() {
+    if !result_kept(message, &meta.status) {
         return;
     }
     meta.name = Some(headers.task.clone());
