@@ -47,6 +47,7 @@
 //! - [`worker`]: fetch, execute, store, acknowledge; graceful shutdown.
 //! - [`shutdown`]: the shutdown signal shared by long-running loops.
 //! - [`beat`]: periodic tasks (intervals, crontab, one-off), safe on many hosts.
+//! - [`printable`](mod@printable): caller-given names made safe to log and print.
 //!
 //! # Features
 //! | Name | Description | Default? |
@@ -70,6 +71,7 @@ pub mod control;
 mod error;
 pub mod events;
 mod options;
+pub mod printable;
 pub mod protocol;
 #[cfg(feature = "redis")]
 mod redis_support;
@@ -86,6 +88,7 @@ pub use celeriac_macros::task;
 pub use connect::{backend_from_url, broker_from_url, redact};
 pub use error::{BoxError, Error, Result};
 pub use options::SendOptions;
+pub use printable::printable;
 pub use protocol::TaskState;
 pub use result::AsyncResult;
 pub use task::{Context, Task, TaskError, TaskOptions};
