@@ -41,6 +41,7 @@ mod tests {
         let failed = anyhow::Error::new(celeriac::Error::TaskFailed {
             task_id: "id".into(),
             exc_type: "ValueError".into(),
+            exc_module: None,
             exc_message: "boom".into(),
             traceback: None,
         });

@@ -157,7 +157,8 @@ async fn the_worker_binary_runs_the_post_tasks() {
     assert_eq!(rows, json!([[3]]));
     let refused = call("tasks.query_posts_db", vec![json!("DELETE FROM posts")]).await;
     assert!(
-        matches!(&refused, Err(celeriac::Error::TaskFailed { exc_type, .. }) if exc_type == "PermissionError"),
+        matches!(&refused, Err(celeriac::Error::TaskFailed { exc_type, exc_module, .. })
+            if exc_type == "OperationalError" && exc_module.as_deref() == Some("sqlite3")),
         "{refused:?}"
     );
     let done = call(

@@ -51,6 +51,9 @@ pub enum Error {
         task_id: String,
         /// The remote exception type, e.g. `ValueError`.
         exc_type: String,
+        /// The Python module of the remote exception's class (`builtins`,
+        /// `sqlite3`…), when the result names one.
+        exc_module: Option<String>,
         /// The remote exception message.
         exc_message: String,
         /// The remote traceback text, when one was stored.

@@ -112,17 +112,29 @@ fn outcome<T: DeserializeOwned>(meta: ResultMeta) -> Result<T> {
         TaskState::Revoked => Err(Error::TaskRevoked {
             task_id: meta.task_id,
         }),
-        _ => {
-            let (exc_type, exc_message) = match meta.exception() {
-                Some(exc) => (exc.exc_type.clone(), exc.message_text()),
-                None => ("Exception".to_owned(), meta.result.to_string()),
-            };
-            Err(Error::TaskFailed {
-                task_id: meta.task_id,
-                exc_type,
-                exc_message,
-                traceback: meta.traceback,
-            })
+        _ => Err(Error::task_failed(meta)),
+    }
+}
+
+impl Error {
+    /// The [`Error::TaskFailed`] a FAILURE document `meta` stands for: the
+    /// remote exception's type, module and message, and the traceback
+    /// (`Exception` with the raw result when the document holds no
+    /// exception).
+    pub fn task_failed(meta: ResultMeta) -> Error {
+        let (exc_type, exc_module, exc_message) = match meta.exception() {
+            Some(exc) => {
+                let message = exc.message_text();
+                (exc.exc_type, exc.exc_module, message)
+            }
+            None => ("Exception".to_owned(), None, meta.result.to_string()),
+        };
+        Error::TaskFailed {
+            task_id: meta.task_id,
+            exc_type,
+            exc_module,
+            exc_message,
+            traceback: meta.traceback,
         }
     }
 }

@@ -86,15 +86,27 @@ pub struct TaskOptions {
     pub autoretry_for: Vec<String>,
 }
 
+/// The Python module of the built-in exceptions (`ValueError`,
+/// `TypeError`…), the default [`TaskError::exc_module`].
+pub const BUILTINS: &str = "builtins";
+
 /// How a task failed.
 ///
 /// Any `std::error::Error` converts into it with `?`; the error's type name
 /// becomes `exc_type`, so a Python caller's `get()` raises an exception of that
-/// name. Construct one directly for a Python-style type such as `ValueError`.
+/// name. Construct one directly for a Python-style type such as `ValueError`,
+/// and name its Python module with [`TaskError::in_module`] when it is not a
+/// builtin (`sqlite3.OperationalError`), so a Python caller's `except`
+/// clause catches the class it expects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskError {
     /// Exception type name stored as `exc_type`.
     pub exc_type: String,
+    /// Python module of the exception class, stored as `exc_module`
+    /// ([`BUILTINS`] unless set with [`TaskError::in_module`]). Celery
+    /// imports this module to rebuild the exception, so `sqlite3` makes a
+    /// caller's `get()` raise the real `sqlite3.OperationalError`.
+    pub exc_module: String,
     /// Message stored as `exc_message`.
     pub exc_message: String,
     /// Traceback text (a Rust error's source chain or a panic location).
@@ -115,10 +127,18 @@ impl TaskError {
     pub fn new(exc_type: impl Into<String>, exc_message: impl Into<String>) -> Self {
         TaskError {
             exc_type: exc_type.into(),
+            exc_module: BUILTINS.to_owned(),
             exc_message: exc_message.into(),
             traceback: None,
             retry: None,
         }
+    }
+
+    /// The same error, of a class defined in the Python module `module`
+    /// (e.g. `sqlite3`) rather than in `builtins`.
+    pub fn in_module(mut self, module: impl Into<String>) -> Self {
+        self.exc_module = module.into();
+        self
     }
 
     /// Ask to be retried after `countdown` (or the task's backoff when `None`),
@@ -152,6 +172,7 @@ impl<E: std::error::Error> From<E> for TaskError {
         }
         TaskError {
             exc_type: short_type_name::<E>(),
+            exc_module: BUILTINS.to_owned(),
             exc_message: err.to_string(),
             traceback: (!chain.is_empty()).then_some(chain),
             retry: None,

@@ -23,35 +23,18 @@ use tasks_support::{make_db, row_count, POSTS};
 
 /// The seed's `tasks.py`, with the bodies left out: only the names and
 /// signatures matter to a producer.
-const TASKS_PY: &str = r#"
-import os
-from celery import Celery
+const TASKS_PY: &str = include_str!("python/tasks.py");
 
-REDIS_DB = os.environ["REDIS_DB"]
-app = Celery("tasks", backend=REDIS_DB, broker=REDIS_DB)
-
-
-@app.task
-def query_posts_db(query):
-    raise NotImplementedError("runs on the Celeriac worker")
-
-
-@app.task
-def substring_matches_by_platform(match, from_, to):
-    raise NotImplementedError("runs on the Celeriac worker")
-
-
-@app.task
-def count_top_named_entities(k, from_, to, result_key):
-    raise NotImplementedError("runs on the Celeriac worker")
-"#;
+/// The original worker's pytest suite, rewritten from its behaviour.
+const TEST_ORIGINAL_WORKER_PY: &str = include_str!("python/test_original_worker.py");
 
 /// The seed's `worker.py` flow, printing what it saw as JSON.
 const WORKER_PY: &str = r#"
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 
 import redis
+import sqlite3  # the original's callers catch sqlite3.OperationalError
 from tasks import REDIS_DB, count_top_named_entities, query_posts_db, substring_matches_by_platform
 
 out = {}
@@ -70,7 +53,7 @@ r.delete(result_key)
 out["deleted"] = r.get(result_key) is None
 record = json.loads(top_entities.decode("utf-8"))
 out["record"] = record
-out["age"] = (datetime.now(timezone.utc) - datetime.fromisoformat(record["timestamp"])).total_seconds()
+out["age"] = (datetime.utcnow() - datetime.fromisoformat(record["timestamp"])).total_seconds()
 
 for name, bad in [("invalid", "SELECT foo FROM bar;"), ("drop", "DROP TABLE posts"),
                   ("insert", "INSERT INTO posts (post_id) VALUES ('x')")]:
@@ -78,7 +61,7 @@ for name, bad in [("invalid", "SELECT foo FROM bar;"), ("drop", "DROP TABLE post
         query_posts_db.delay(bad).get(timeout=30)
         out[name] = None
     except Exception as e:
-        out[name] = [type(e).__name__, str(e)]
+        out[name] = [type(e).__module__ + "." + type(e).__name__, str(e)]
 
 print(json.dumps(out))
 "#;
@@ -89,8 +72,14 @@ fn python() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_original_python_producer_drives_a_celeriac_worker() {
+/// Run `python <args>` in a temp dir holding the producer's `tasks.py`
+/// and `files`, against a Celeriac worker running the three posts tasks on
+/// a private Redis and a fresh posts database; returns the output and the
+/// database's path.
+async fn run_python_against_a_worker(
+    files: &[(&str, &str)],
+    args: &[&str],
+) -> (std::process::Output, tempfile::TempDir, PathBuf) {
     let redis = RedisServer::start();
     let url = redis.url(0);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
@@ -110,18 +99,19 @@ async fn the_original_python_producer_drives_a_celeriac_worker() {
         }),
     );
 
-    for (name, text) in [("tasks.py", TASKS_PY), ("worker.py", WORKER_PY)] {
+    for (name, text) in [("tasks.py", TASKS_PY)].iter().chain(files) {
         std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let python = python();
-    let dir_path = dir.path().to_path_buf();
-    let url_for_python = url.clone();
+    let mut command = Command::new(&python);
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env("REDIS_DB", &url)
+        .env("POSTS_DB_PATH", &db)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(&python)
-            .arg("worker.py")
-            .current_dir(&dir_path)
-            .env("REDIS_DB", &url_for_python)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
+        command
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()))
     })
@@ -129,6 +119,40 @@ async fn the_original_python_producer_drives_a_celeriac_worker() {
     .unwrap_or_else(|e| panic!("{e}"));
     let _ = stop.send(());
     let _ = worker.await;
+    drop(redis);
+    (output, dir, db)
+}
+
+/// The original worker's own tests (a pytest copy: rows, invalid SQL as
+/// `sqlite3.OperationalError`, substring counts, the key written, read,
+/// deleted and fresh by `datetime.utcnow()`) pass against a Celeriac worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_workers_pytest_suite_passes() {
+    let (output, _dir, _db) = run_python_against_a_worker(
+        &[("test_original_worker.py", TEST_ORIGINAL_WORKER_PY)],
+        &[
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_original_worker.py",
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pytest failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("4 passed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_python_producer_drives_a_celeriac_worker() {
+    let (output, _dir, db) =
+        run_python_against_a_worker(&[("worker.py", WORKER_PY)], &["worker.py"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -171,11 +195,11 @@ async fn the_original_python_producer_drives_a_celeriac_worker() {
 
     assert_eq!(
         out["invalid"],
-        json!(["OperationalError", "no such table: bar"]),
+        json!(["sqlite3.OperationalError", "no such table: bar"]),
         "{out}"
     );
     for refused in ["drop", "insert"] {
-        assert_eq!(out[refused][0], "PermissionError", "{out}");
+        assert_eq!(out[refused][0], "sqlite3.OperationalError", "{out}");
         assert!(
             out[refused][1].as_str().unwrap_or("").contains("read-only"),
             "{out}"

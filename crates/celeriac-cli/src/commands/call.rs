@@ -240,19 +240,7 @@ pub(crate) async fn result(a: ResultArgs) -> anyhow::Result<()> {
             task_id: meta.task_id,
         }
         .into()),
-        TaskState::Failure => {
-            let (exc_type, exc_message) = match meta.exception() {
-                Some(exc) => (exc.exc_type.clone(), exc.message_text()),
-                None => ("Exception".to_owned(), meta.result.to_string()),
-            };
-            Err(celeriac::Error::TaskFailed {
-                task_id: meta.task_id,
-                exc_type,
-                exc_message,
-                traceback: meta.traceback,
-            }
-            .into())
-        }
+        TaskState::Failure => Err(celeriac::Error::task_failed(meta).into()),
         _ => Err(celeriac::Error::Timeout(timeout.unwrap_or_default()).into()),
     }
 }

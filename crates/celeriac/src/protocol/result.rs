@@ -184,9 +184,22 @@ impl ResultMeta {
         }
     }
 
-    /// A FAILURE document for an error of `exc_type` with `message`.
+    /// A FAILURE document for a built-in exception `exc_type` with `message`.
     pub fn failure(
         task_id: &str,
+        exc_type: &str,
+        message: &str,
+        traceback: Option<String>,
+    ) -> Self {
+        Self::failure_in_module(task_id, "builtins", exc_type, message, traceback)
+    }
+
+    /// A FAILURE document for the exception `exc_module.exc_type` with
+    /// `message` (Celery rebuilds the class from both names, so
+    /// `("sqlite3", "OperationalError")` raises `sqlite3.OperationalError`).
+    pub fn failure_in_module(
+        task_id: &str,
+        exc_module: &str,
         exc_type: &str,
         message: &str,
         traceback: Option<String>,
@@ -194,7 +207,7 @@ impl ResultMeta {
         let info = ExceptionInfo {
             exc_type: exc_type.to_owned(),
             exc_message: Value::Array(vec![Value::String(message.to_owned())]),
-            exc_module: Some("builtins".to_owned()),
+            exc_module: Some(exc_module.to_owned()),
         };
         let mut meta = Self::new(
             task_id,

@@ -43,13 +43,24 @@ pub(super) async fn retry(
 }
 
 pub(super) fn failure_meta(task_id: &str, task_name: &str, err: &TaskError) -> ResultMeta {
+    // Python prints a non-builtin class with its module, as here.
+    let qualified = if err.exc_module == crate::task::BUILTINS {
+        err.exc_type.clone()
+    } else {
+        format!("{}.{}", err.exc_module, err.exc_type)
+    };
     let traceback = format!(
-        "Traceback (most recent call last):\n  Rust task \"{task_name}\"\n{}{}: {}\n",
+        "Traceback (most recent call last):\n  Rust task \"{task_name}\"\n{}{qualified}: {}\n",
         err.traceback.as_deref().unwrap_or(""),
-        err.exc_type,
         err.exc_message
     );
-    ResultMeta::failure(task_id, &err.exc_type, &err.exc_message, Some(traceback))
+    ResultMeta::failure_in_module(
+        task_id,
+        &err.exc_module,
+        &err.exc_type,
+        &err.exc_message,
+        Some(traceback),
+    )
 }
 
 /// Whether an outcome in `status` is stored for `message`: `ignore_result`

@@ -27,6 +27,7 @@
 //! `created_at BETWEEN from_ AND to`, with `created_at` stored as
 //! `YYYY-MM-DD HH:MM:SS`, so `to = "2017-06-01"` stops at midnight.
 
+mod guard;
 pub mod query;
 pub mod substring;
 pub mod top_entities;
@@ -104,8 +105,10 @@ impl PostsConfig {
     }
 }
 
-/// How a post-history task fails. Each becomes a [`TaskError`] whose type
-/// a Python caller sees as the exception name ([`TasksError::exc_type`]).
+/// How a post-history task fails. Each becomes a [`TaskError`] of the
+/// Python exception class the original worker would have raised for the
+/// same input ([`TasksError::exception_class`]), so a Python caller's
+/// `except sqlite3.OperationalError` catches it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TasksError {
@@ -118,17 +121,22 @@ pub enum TasksError {
     Sql {
         /// SQLite's message.
         message: String,
+        /// SQLite's primary result code, which picks the Python class.
+        code: Option<rusqlite::ErrorCode>,
     },
-    /// The statement would write (INSERT, DROP, …), or is more than one
-    /// statement; nothing was run.
+    /// The statement would write (INSERT, DROP, …), attach a file, change a
+    /// setting or call a function outside the allow-list; nothing was run.
     #[error("{0}")]
     Refused(String),
+    /// The query text holds more than one statement; nothing was run.
+    #[error("You can only execute one statement at a time.")]
+    MultipleStatements,
     /// The result is larger than the configured cap.
     #[error("{0}")]
     TooLarge(String),
     /// The statement ran past [`PostsConfig::query_timeout`] (or the task's
     /// soft time limit) and was interrupted.
-    #[error("the query was interrupted after {0:?} (tasks.query_posts_db time limit)")]
+    #[error("interrupted: the query ran past {0:?} (tasks.query_posts_db time limit)")]
     Timeout(Duration),
     /// The task could not store its result under its key.
     #[error("storing the result under {key:?}: {reason}")]
@@ -140,36 +148,88 @@ pub enum TasksError {
     },
 }
 
+/// Python's `sqlite3` module, where the original worker's database errors
+/// come from.
+const SQLITE3: &str = "sqlite3";
+
 impl TasksError {
-    /// The Python exception name a caller sees: `OperationalError` for
-    /// SQLite's errors (as Python's `sqlite3` raises), `PermissionError` for
-    /// a refused write, `ValueError` for an oversized result, `TimeoutError`,
-    /// `FileNotFoundError` for a missing database.
-    pub fn exc_type(&self) -> &'static str {
+    /// The Python exception class a caller sees, as `(module, class)`. The
+    /// original ran every query through Python's `sqlite3`, so database
+    /// errors keep the class `sqlite3` derives from SQLite's result code
+    /// ([`sqlite3_class`]): invalid SQL, a missing table or database, an
+    /// interrupted statement and a refused write (the original would have
+    /// met "attempt to write a readonly database" on a read-only file) are
+    /// `sqlite3.OperationalError`; a file that is not a database is
+    /// `sqlite3.DatabaseError`; two statements are
+    /// `sqlite3.ProgrammingError`, as `cursor.execute` raises. The caps the
+    /// original did not have are builtins: `ValueError` for an oversized
+    /// result, `ConnectionError` when the key cannot be stored.
+    pub fn exception_class(&self) -> (&'static str, &'static str) {
         match self {
-            TasksError::Db(DbError::Missing(_)) => "FileNotFoundError",
-            TasksError::Db(_) | TasksError::Sql { .. } => "OperationalError",
-            TasksError::Refused(_) => "PermissionError",
-            TasksError::TooLarge(_) => "ValueError",
-            TasksError::Timeout(_) => "TimeoutError",
-            TasksError::Store { .. } => "ConnectionError",
+            TasksError::Db(DbError::Sqlite { source, .. }) => {
+                sqlite3_class(source.sqlite_error_code())
+            }
+            TasksError::Db(_) | TasksError::Refused(_) | TasksError::Timeout(_) => {
+                (SQLITE3, "OperationalError")
+            }
+            TasksError::Sql { code, .. } => sqlite3_class(*code),
+            TasksError::MultipleStatements => (SQLITE3, "ProgrammingError"),
+            TasksError::TooLarge(_) => (celeriac::task::BUILTINS, "ValueError"),
+            TasksError::Store { .. } => (celeriac::task::BUILTINS, "ConnectionError"),
         }
     }
 
     /// SQLite's error as a [`TasksError::Sql`], keeping only SQLite's message
     /// (not rusqlite's "… in <sql> at offset N" decoration).
     pub(crate) fn sql(err: rusqlite::Error) -> TasksError {
+        let code = match &err {
+            rusqlite::Error::SqlInputError { error, .. } => Some(error.code),
+            other => other.sqlite_error_code(),
+        };
         let message = match &err {
             rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
             rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
             other => other.to_string(),
         };
-        TasksError::Sql { message }
+        TasksError::Sql { message, code }
     }
 
     fn into_task_error(self) -> TaskError {
-        TaskError::new(self.exc_type(), self.to_string())
+        let (module, class) = self.exception_class();
+        TaskError::new(class, self.to_string()).in_module(module)
     }
+}
+
+/// The exception class, as `(module, class)`, that Python's `sqlite3`
+/// raises for SQLite's primary result `code` (CPython's mapping in
+/// `_pysqlite_seterror`): `MemoryError` for SQLITE_NOMEM, else a class of
+/// the `sqlite3` module.
+pub fn sqlite3_class(code: Option<rusqlite::ErrorCode>) -> (&'static str, &'static str) {
+    use rusqlite::ErrorCode as C;
+    let class = match code {
+        Some(C::OutOfMemory) => return (celeriac::task::BUILTINS, "MemoryError"),
+        Some(C::InternalMalfunction | C::NotFound) => "InternalError",
+        Some(
+            C::Unknown
+            | C::PermissionDenied
+            | C::OperationAborted
+            | C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::ReadOnly
+            | C::OperationInterrupted
+            | C::SystemIoFailure
+            | C::DiskFull
+            | C::CannotOpen
+            | C::FileLockingProtocolFailed
+            | C::SchemaChanged,
+        ) => "OperationalError",
+        Some(C::TooBig) => "DataError",
+        Some(C::ConstraintViolation | C::TypeMismatch) => "IntegrityError",
+        Some(C::ApiMisuse) => "ProgrammingError",
+        Some(C::ParameterOutOfRange) => "InterfaceError",
+        _ => "DatabaseError",
+    };
+    (SQLITE3, class)
 }
 
 /// Register the three post-history tasks on `builder`, reading the

@@ -18,17 +18,19 @@
 //!    [`PostsConfig::query_timeout`], or as soon as the task's soft time limit
 //!    passes.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use serde_json::{Number, Value};
 
+use super::guard;
 use super::{PostsConfig, TasksError};
 use crate::db;
 
 /// Statements refused even though SQLite calls them read-only: they attach
-/// other database files to the connection.
+/// other database files to the connection. (The authorizer refuses them
+/// too; this names them in the error before anything is prepared.)
 const REFUSED_KEYWORDS: [&str; 2] = ["ATTACH", "DETACH"];
 
 /// Run `sql` on the posts database of `config`, read-only, and return its
@@ -37,32 +39,38 @@ const REFUSED_KEYWORDS: [&str; 2] = ["ATTACH", "DETACH"];
 ///
 /// # Errors
 /// [`TasksError::Db`] when the database cannot be opened,
-/// [`TasksError::Refused`] for a statement that would write (nothing is run),
-/// [`TasksError::Sql`] with SQLite's message for invalid SQL,
+/// [`TasksError::Refused`] for a statement that would write, attach, change
+/// a setting or call a function off the allow-list (nothing is run),
+/// [`TasksError::MultipleStatements`], [`TasksError::Sql`] with SQLite's
+/// message for invalid SQL or a value over the size limit,
 /// [`TasksError::TooLarge`] past the caps, [`TasksError::Timeout`].
 pub fn query_posts_db(
     config: &PostsConfig,
     sql: &str,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<Vec<Value>, TasksError> {
-    let conn = db::open_read_only(&config.db_path)?;
-    let mut stmt = conn.prepare(sql).map_err(|e| match e {
-        rusqlite::Error::MultipleStatement => TasksError::Refused(
-            "tasks.query_posts_db runs exactly one statement; remove the extra `;`-separated ones"
-                .to_owned(),
-        ),
-        other => TasksError::sql(other),
-    })?;
     let keyword = first_keyword(sql).to_ascii_uppercase();
-    if !stmt.readonly() || REFUSED_KEYWORDS.contains(&keyword.as_str()) {
-        return Err(TasksError::Refused(format!(
-            "tasks.query_posts_db is read-only: refusing a {} statement (nothing was run)",
-            if keyword.is_empty() {
-                "writing"
-            } else {
-                &keyword
-            }
-        )));
+    if REFUSED_KEYWORDS.contains(&keyword.as_str()) {
+        return Err(refused(&keyword));
+    }
+    let conn = db::open_read_only(&config.db_path)?;
+    let denied = Arc::new(Mutex::new(None));
+    guard::restrict(&conn, config.max_result_bytes, Arc::clone(&denied))
+        .map_err(TasksError::sql)?;
+    let denial = || denied.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let mut stmt = conn.prepare(sql).map_err(|e| match e {
+        rusqlite::Error::MultipleStatement => TasksError::MultipleStatements,
+        other => match denial() {
+            Some(reason) => TasksError::Refused(reason),
+            None => TasksError::sql(other),
+        },
+    })?;
+    if !stmt.readonly() {
+        return Err(refused(if keyword.is_empty() {
+            "writing"
+        } else {
+            &keyword
+        }));
     }
     let columns = stmt.column_count();
     let interrupt = conn.get_interrupt_handle();
@@ -79,6 +87,15 @@ pub fn query_posts_db(
         (Err(TasksError::Sql { .. }), true) => Err(TasksError::Timeout(timeout)),
         (rows, _) => rows,
     }
+}
+
+/// The refusal of a `keyword` statement, worded as the original's
+/// read-only database would have answered it, plus why.
+fn refused(keyword: &str) -> TasksError {
+    TasksError::Refused(format!(
+        "attempt to write a readonly database: tasks.query_posts_db is read-only, \
+         refusing a {keyword} statement (nothing was run)"
+    ))
 }
 
 /// Wait until `finished` closes; interrupt the statement if `timeout` passes

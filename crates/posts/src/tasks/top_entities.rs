@@ -11,7 +11,7 @@
 //! 3. Ranking is deterministic: count descending, then entity ascending (by
 //!    code point; the original's ties followed dictionary insertion order).
 //! 4. [`record_json`] writes `{"top_named_entities": [[entity, count], …],
-//!    "timestamp": "<ISO-8601 UTC>"}`; the task stores it with the app's
+//!    "timestamp": "<naive UTC ISO-8601>"}`; the task stores it with the app's
 //!    result backend's `set_value` (a plain Redis key on Redis, the
 //!    `celeriac_kv` table on SQLite) and returns `true`.
 
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Mutex};
 
 use celeriac::Context;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{PostsConfig, TasksError};
@@ -145,15 +145,26 @@ pub fn top_k(counts: HashMap<String, u64>, k: Option<usize>) -> Vec<(String, u64
 }
 
 /// The stored record: `{"top_named_entities": [[entity, count], …],
-/// "timestamp": "2024-01-20T18:41:20.123456+00:00"}` (the timestamp as
-/// Python's `datetime.now(UTC).isoformat()` writes it, so
-/// `datetime.fromisoformat` reads it).
+/// "timestamp": "2024-01-20T18:41:20.123456"}`, the timestamp written as the
+/// original's `datetime.utcnow().isoformat()` wrote it (naive UTC, the
+/// microseconds left out when they are zero), so its consumers'
+/// `datetime.utcnow() - datetime.fromisoformat(ts)` works unchanged.
 pub fn record_json(top: &[(String, u64)], now: DateTime<Utc>) -> String {
     json!({
         "top_named_entities": top.iter().map(|(e, n)| json!([e, n])).collect::<Vec<_>>(),
-        "timestamp": now.to_rfc3339_opts(SecondsFormat::Micros, false),
+        "timestamp": python_utc_isoformat(now),
     })
     .to_string()
+}
+
+/// `now` as Python's `datetime.utcnow().isoformat()` spells it.
+fn python_utc_isoformat(now: DateTime<Utc>) -> String {
+    let naive = now.naive_utc();
+    if now.timestamp_subsec_micros() == 0 {
+        naive.format("%Y-%m-%dT%H:%M:%S").to_string()
+    } else {
+        naive.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    }
 }
 
 /// The task body: count, then store the record under `key` through the
@@ -207,7 +218,10 @@ mod tests {
         let text = record_json(&[("Donald Trump".to_owned(), 3)], now);
         let v: serde_json::Value = serde_json::from_str(&text)?;
         assert_eq!(v["top_named_entities"], json!([["Donald Trump", 3]]));
-        assert_eq!(v["timestamp"], "2024-01-20T18:41:20.123456+00:00");
+        assert_eq!(v["timestamp"], "2024-01-20T18:41:20.123456");
+        let whole_second = DateTime::from_timestamp(1_705_776_080, 0).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&record_json(&[], whole_second))?;
+        assert_eq!(v["timestamp"], "2024-01-20T18:41:20");
         Ok(())
     }
 }
