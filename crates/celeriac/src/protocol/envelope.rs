@@ -43,7 +43,12 @@ pub struct Properties {
     #[serde(default)]
     pub delivery_info: DeliveryInfo,
     /// Message priority, 0–255 as sent; Redis maps it to steps 0/3/6/9.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Read as kombu does: clamped into range, the default when not a number.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::wire::lenient_priority"
+    )]
     pub priority: Option<u8>,
     /// `base64` on Redis.
     #[serde(default = "base64_name")]

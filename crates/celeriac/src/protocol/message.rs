@@ -9,7 +9,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::codec::{self, Compression, Serializer, JSON};
 use super::{time, wire, Envelope, Properties, ProtocolError};
+
+/// The largest body [`TaskMessage::decode`] decompresses a message into
+/// (64 MiB); a worker passes its own limit to
+/// [`TaskMessage::decode_within`].
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The header kombu names a body's compression in.
+const COMPRESSION_HEADER: &str = "compression";
 
 /// Protocol v2 task headers. (Read by a hand-written visitor in
 /// `headers_de.rs`, one pass; the serde attributes below say how they are
@@ -152,8 +161,14 @@ impl TaskMessage {
         }
         let headers: TaskHeaders = serde_json::from_value(Value::Object(envelope.headers.clone()))
             .map_err(|e| ProtocolError::Headers(e.to_string()))?;
-        let body = envelope.decoded_body()?;
-        let (args, kwargs, embed) = wire::read_body(&body)?;
+        let serializer = codec::serializer(&envelope.content_type)?;
+        let raw = match envelope.properties.body_encoding.as_str() {
+            "base64" => base64_decode(envelope.body.as_bytes())?,
+            _ => envelope.body.clone().into_bytes(),
+        };
+        let compression = compression_of(&headers)?;
+        let (args, kwargs, embed) =
+            read_any_body(&raw, serializer, compression, DEFAULT_MAX_BODY_BYTES)?;
         Ok(TaskMessage {
             headers,
             args,
@@ -172,22 +187,43 @@ impl TaskMessage {
     /// As [`Self::from_envelope`], and [`ProtocolError::Envelope`] when the
     /// bytes are not a kombu envelope.
     pub fn decode(bytes: &[u8]) -> Result<(Self, Option<u8>), ProtocolError> {
+        Self::decode_within(bytes, DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// [`Self::decode`], refusing a compressed body that expands past
+    /// `max_body_bytes`.
+    ///
+    /// Plain JSON bodies take the fast path; compressed and msgpack bodies
+    /// a slower one. Refused, each with its reason: pickle, yaml and other
+    /// content types, unknown compressions, NaN/Infinity in the arguments,
+    /// an `eta` or `expires` that is not a time Python can hold (Celery
+    /// refuses those too, rather than run the task at once). A priority
+    /// out of range or not a number is read as kombu's Redis transport
+    /// reads it (clamped, or the default), not refused.
+    ///
+    /// # Errors
+    /// As [`Self::decode`].
+    pub fn decode_within(
+        bytes: &[u8],
+        max_body_bytes: usize,
+    ) -> Result<(Self, Option<u8>), ProtocolError> {
         let wire = wire::read_envelope(bytes)?;
         let headers = wire.headers.ok_or(ProtocolError::ProtocolV1)?;
         let content_type = wire.content_type.as_deref().unwrap_or(JSON);
-        if content_type != JSON {
-            return Err(ProtocolError::ContentType(content_type.to_owned()));
-        }
-        let body = match wire.body_encoding.as_deref() {
-            None | Some("base64") => {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD
-                    .decode(wire.body.as_bytes())
-                    .map_err(|e| ProtocolError::Base64(e.to_string()))?
-            }
+        let serializer = match content_type {
+            JSON => Serializer::Json,
+            other => codec::serializer(other)?,
+        };
+        check_times(&headers)?;
+        let raw = match wire.body_encoding.as_deref() {
+            None | Some("base64") => base64_decode(wire.body.as_bytes())?,
             Some(_) => wire.body.into_owned().into_bytes(),
         };
-        let (args, kwargs, embed) = wire::read_body(&body)?;
+        let compression = compression_of(&headers)?;
+        let (args, kwargs, embed) = match (serializer, compression) {
+            (Serializer::Json, None) => wire::read_body(&raw)?,
+            _ => read_any_body(&raw, serializer, compression, max_body_bytes)?,
+        };
         let message = TaskMessage {
             headers,
             args,
@@ -204,18 +240,32 @@ impl TaskMessage {
         Ok((message, envelope))
     }
 
-    /// Encode into a kombu envelope routed to `queue`.
+    /// Encode into a kombu envelope routed to `queue`: a JSON body,
+    /// compressed when the `compression` header names a compression
+    /// Celeriac supports (so a retried message keeps its producer's
+    /// compression; an unsupported one is dropped from the headers).
     pub fn to_envelope(&self, queue: &str, priority: Option<u8>) -> Envelope {
         let body = Value::Array(vec![
             Value::Array(self.args.clone()),
             Value::Object(self.kwargs.clone()),
             serde_json::to_value(&self.embed).unwrap_or(Value::Null),
         ]);
-        let headers = match serde_json::to_value(&self.headers) {
+        let mut headers = match serde_json::to_value(&self.headers) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let mut body = serde_json::to_vec(&body).unwrap_or_default();
+        if let Some(named) = headers.get(COMPRESSION_HEADER) {
+            match named.as_str().and_then(Compression::from_name) {
+                Some(compression) => {
+                    body = compression.compress(&body);
+                    headers.insert(COMPRESSION_HEADER.into(), compression.content_type().into());
+                }
+                None => {
+                    headers.remove(COMPRESSION_HEADER);
+                }
+            }
+        }
         Envelope::new(
             &body,
             headers,
@@ -224,7 +274,65 @@ impl TaskMessage {
     }
 }
 
-const JSON: &str = "application/json";
+fn base64_decode(text: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| ProtocolError::Base64(e.to_string()))
+}
+
+/// The compression the headers name, if any.
+fn compression_of(headers: &TaskHeaders) -> Result<Option<Compression>, ProtocolError> {
+    if headers.extra.is_empty() {
+        return Ok(None);
+    }
+    match headers.extra.get(COMPRESSION_HEADER) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) => codec::compression(name).map(Some),
+        Some(other) => Err(ProtocolError::Compression(format!(
+            "the compression header is {}, not a name",
+            kind_of(other)
+        ))),
+    }
+}
+
+/// The slow path: decompress, then read JSON or msgpack.
+fn read_any_body(
+    raw: &[u8],
+    serializer: Serializer,
+    compression: Option<Compression>,
+    max_body_bytes: usize,
+) -> Result<wire::Body, ProtocolError> {
+    let inflated;
+    let plain = match compression {
+        Some(c) => {
+            inflated = c.decompress(raw, max_body_bytes)?;
+            &inflated[..]
+        }
+        None => raw,
+    };
+    match serializer {
+        Serializer::Json => wire::read_body(plain),
+        Serializer::Msgpack => wire::body_from_value(super::msgpack::to_json(plain)?),
+    }
+}
+
+/// Refuse an `eta` or `expires` that is set but not a time Python can
+/// hold, as a Celery worker does (`InvalidTaskError`); an empty one means
+/// unset, as in Celery.
+fn check_times(headers: &TaskHeaders) -> Result<(), ProtocolError> {
+    for (field, value) in [("ETA", &headers.eta), ("expires", &headers.expires)] {
+        if let Some(text) = value.as_deref().filter(|t| !t.is_empty()) {
+            if time::parse(text).is_none_or(|at| at > time::latest()) {
+                return Err(ProtocolError::InvalidTime {
+                    field,
+                    value: text.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The JSON type of a value, for error messages.
 pub(crate) fn kind_of(value: &Value) -> &'static str {

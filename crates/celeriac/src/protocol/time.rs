@@ -16,12 +16,21 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(t.and_utc());
         }
     }
-    None
+    // A date alone is midnight, as dateutil's isoparse (Celery's reader) has it.
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
 }
 
 /// The last second Python's `datetime` can hold (9999-12-31 23:59:59 UTC):
@@ -77,6 +86,10 @@ mod tests {
             assert_eq!(parse(text).map(|t| t.timestamp()), expected, "{text}");
         }
         assert!(parse("yesterday").is_none());
+        assert!(parse("not-a-date").is_none());
+        let midnight = parse("2024-01-20T00:00:00Z");
+        assert_eq!(parse("2024-01-20"), midnight);
+        assert_eq!(parse("2024-01-20T00:00"), midnight);
     }
 
     #[test]

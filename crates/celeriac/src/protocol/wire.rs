@@ -38,7 +38,7 @@ pub(super) struct Wire<'a> {
 
 #[derive(Deserialize)]
 struct WireProperties<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_priority")]
     priority: Option<u8>,
     #[serde(default, borrow)]
     body_encoding: Option<Cow<'a, str>>,
@@ -108,6 +108,47 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
     }
 }
 
+/// Read a priority as kombu's Redis transport does: an integer is clamped
+/// into range (`priority=300` is the highest, `-1` the lowest), anything
+/// else means the default. A Python worker runs such messages, so we do.
+pub(super) fn lenient_priority<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    struct PriorityVisitor;
+    impl<'de> Visitor<'de> for PriorityVisitor {
+        type Value = Option<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a priority")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Option<u8>, E> {
+            Ok(Some(u8::try_from(v).unwrap_or(u8::MAX)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Option<u8>, E> {
+            Ok(Some(v.clamp(0, 255) as u8))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Option<u8>, E> {
+            // Python's int(5.7) is 5; NaN cannot reach here from JSON.
+            Ok(Some(v.clamp(0.0, 255.0) as u8))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u8>, E> {
+            Ok(v.trim().parse::<i64>().ok().map(|n| n.clamp(0, 255) as u8))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u8>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u8>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u8>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u8>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(PriorityVisitor)
+}
+
 /// Fill `slot` with the value of key `name`, refusing a second one.
 fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
     if slot.is_some() {
@@ -152,20 +193,36 @@ pub(super) fn read_body(body: &[u8]) -> Result<Body, ProtocolError> {
     let failure = Cell::new(None);
     let read = read_all(body, BodyVisitor { failure: &failure });
     read.map_err(|e| {
-        ProtocolError::Body(match failure.take() {
-            Some(BodyFailure::NotAnArray) => "expected the array [args, kwargs, embed]".into(),
-            Some(BodyFailure::Length(n)) => {
-                format!("expected 3 elements [args, kwargs, embed], found {n}")
-            }
-            Some(BodyFailure::Args(kind)) => format!("args must be an array, found {kind}"),
-            Some(BodyFailure::Kwargs(kind)) => format!("kwargs must be an object, found {kind}"),
-            Some(BodyFailure::Embed) => format!("embed: {e}"),
-            None => e.to_string(),
-        })
+        if failure.get().is_none() && super::codec::has_non_finite(body) {
+            return ProtocolError::NonFinite;
+        }
+        body_error(failure.take(), e)
+    })
+}
+
+/// Read the body `[args, kwargs, embed]` from a value already parsed
+/// (a msgpack body), with the same rules and errors as [`read_body`].
+pub(super) fn body_from_value(body: Value) -> Result<Body, ProtocolError> {
+    let failure = Cell::new(None);
+    let read = body.deserialize_any(BodyVisitor { failure: &failure });
+    read.map_err(|e| body_error(failure.take(), e))
+}
+
+fn body_error(failure: Option<BodyFailure>, e: serde_json::Error) -> ProtocolError {
+    ProtocolError::Body(match failure {
+        Some(BodyFailure::NotAnArray) => "expected the array [args, kwargs, embed]".into(),
+        Some(BodyFailure::Length(n)) => {
+            format!("expected 3 elements [args, kwargs, embed], found {n}")
+        }
+        Some(BodyFailure::Args(kind)) => format!("args must be an array, found {kind}"),
+        Some(BodyFailure::Kwargs(kind)) => format!("kwargs must be an object, found {kind}"),
+        Some(BodyFailure::Embed) => format!("embed: {e}"),
+        None => e.to_string(),
     })
 }
 
 /// What was wrong with a body, in the words `from_slice` uses.
+#[derive(Clone, Copy)]
 enum BodyFailure {
     NotAnArray,
     Length(usize),
@@ -300,7 +357,7 @@ mod tests {
             read_envelope(headers_wrong),
             Err(ProtocolError::Headers(_))
         ));
-        let properties_wrong = br#"{"body": "", "headers": {"task": "t", "id": "i"}, "properties": {"priority": "high"}}"#;
+        let properties_wrong = br#"{"body": "", "headers": {"task": "t", "id": "i"}, "properties": {"body_encoding": 5}}"#;
         assert!(matches!(
             read_envelope(properties_wrong),
             Err(ProtocolError::Envelope(_))
@@ -317,6 +374,25 @@ mod tests {
                 assert!(why.contains("missing field `body`"), "{why}")
             }
             _ => panic!("a missing body is refused"),
+        }
+    }
+
+    #[test]
+    fn priorities_are_read_as_kombu_reads_them() {
+        for (sent, read) in [
+            ("300", Some(255)),
+            ("-1", Some(0)),
+            ("5.7", Some(5)),
+            ("\"7\"", Some(7)),
+            ("\"high\"", None),
+            ("null", None),
+            ("[1]", None),
+            ("{\"a\": 1}", None),
+            ("true", None),
+        ] {
+            let raw = format!(r#"{{"body": "", "properties": {{"priority": {sent}}}}}"#);
+            let wire = read_envelope(raw.as_bytes()).expect(sent);
+            assert_eq!(wire.priority, read, "{sent}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! One message, from bytes to a stored result.
 //!
-//! 1. Decode; a malformed or oversized message becomes a dead letter, logged
-//!    once, and the worker goes on.
+//! 1. Decode; a malformed, refused (pickle, yaml, bad `eta`) or oversized
+//!    message becomes a dead letter, logged once, and the worker goes on;
+//!    when its task id can still be read, the task gets a FAILURE naming
+//!    the reason, so its caller is not left waiting.
 //! 2. Admit: expired or revoked → REVOKED; ETA not due → deferred in the
 //!    broker (never held in memory or in a lease, so it cannot be
 //!    redelivered while it waits); unknown task or arguments that do not fit
@@ -18,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::consumer::Shared;
@@ -26,7 +28,9 @@ use super::execute::execute;
 use super::settle::{dead_letter, failure_meta, refuse, result_kept, retry, settle_ack, store};
 use crate::app::{ACKS_LATE_HEADER, MAX_RETRIES_HEADER};
 use crate::broker::Delivery;
-use crate::protocol::{ResultMeta, TaskMessage, TaskState};
+use crate::protocol::{
+    self, Embed, ProtocolError, ResultMeta, TaskHeaders, TaskMessage, TaskState,
+};
 use crate::task::{Context, Task, TaskError};
 
 /// Retries a task may ask for when neither it nor the call sets a maximum
@@ -43,19 +47,19 @@ pub(super) async fn handle(
 }
 
 async fn process(shared: &Shared, delivery: &Delivery) {
-    if delivery.payload.len() > shared.options.max_message_bytes {
-        let reason = format!(
-            "message of {} bytes is over the {}-byte limit",
-            delivery.payload.len(),
-            shared.options.max_message_bytes
-        );
-        dead_letter(shared, delivery, &reason).await;
-        return;
-    }
-    let (message, priority) = match TaskMessage::decode(&delivery.payload) {
+    let limit = shared.options.max_message_bytes;
+    let decoded = if delivery.payload.len() > limit {
+        Err(ProtocolError::TooLarge {
+            size: delivery.payload.len(),
+            limit,
+        })
+    } else {
+        TaskMessage::decode_within(&delivery.payload, limit)
+    };
+    let (message, priority) = match decoded {
         Ok((message, priority)) => (Arc::new(message), priority),
         Err(err) => {
-            dead_letter(shared, delivery, &err.to_string()).await;
+            undecodable(shared, delivery, &err).await;
             return;
         }
     };
@@ -69,6 +73,24 @@ async fn process(shared: &Shared, delivery: &Delivery) {
         run(shared, task, &message, priority.unwrap_or(0), delivery).await;
     }
     shared.state.release(&id);
+}
+
+/// A message that cannot be decoded: a FAILURE for its task when its id can
+/// still be read (so the caller's `get()` raises at once instead of waiting
+/// at PENDING), and the message to the dead letters with the reason.
+async fn undecodable(shared: &Shared, delivery: &Delivery, err: &ProtocolError) {
+    if let Some(who) = protocol::identify(&delivery.payload) {
+        let task = who.task.unwrap_or_default();
+        tracing::warn!(task = %crate::printable::printable(&task), id = %crate::printable::printable(&who.id), error = %err, "refusing a message that cannot be decoded");
+        let stub = TaskMessage {
+            headers: TaskHeaders::new(&task, &who.id),
+            args: Vec::new(),
+            kwargs: Map::new(),
+            embed: Embed::default(),
+        };
+        store(shared, &stub, err.failure_meta(&who.id)).await;
+    }
+    dead_letter(shared, delivery, &err.to_string()).await;
 }
 
 /// Everything that can settle a message before it runs. The registered
