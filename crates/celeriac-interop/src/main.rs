@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use celeriac::{task, App, TaskError, Worker, WorkerOptions};
+use celeriac::{task, App, Context, TaskError, Worker, WorkerOptions};
 use clap::Parser;
 use serde_json::{Map, Value};
 
@@ -119,6 +119,17 @@ async fn record(key: String, value: Value) -> Result<Value, TaskError> {
     Ok(value)
 }
 
+/// First run: ask for a retry after `countdown` seconds (`ValueError("try
+/// again")`); the retry returns the retry count (1), as the Python twin.
+#[task(name = "tasks.retry_once", bind, max_retries = 3)]
+fn retry_once(ctx: &Context, countdown: f64) -> Result<u32, TaskError> {
+    if ctx.retries() < 1 {
+        return Err(TaskError::new("ValueError", "try again")
+            .retry(Some(Duration::from_secs_f64(countdown.max(0.0)))));
+    }
+    Ok(ctx.retries())
+}
+
 /// A shared, reconnecting connection. A Redis outage fails the call with a
 /// retry request, so the task runs again once Redis is back.
 async fn redis_conn(url: &str) -> Result<redis::aio::ConnectionManager, TaskError> {
@@ -192,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
         .task(mark)
         .task(slow_mark)
         .task(record)
+        .task(retry_once)
         .task(EchoKwargs)
         .build()
         .await?;
