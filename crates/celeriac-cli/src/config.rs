@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use celeriac::{redact, App, AppBuilder, AppConfig, WorkerOptions};
+use celeriac_serve::ConnectionTimeouts;
 use serde::Deserialize;
 
 /// Flags shared by every command that talks to a broker or backend.
@@ -118,6 +119,39 @@ pub(crate) struct WorkerArgs {
     /// switch them on themselves)
     #[arg(short = 'E', long)]
     pub(crate) events: bool,
+}
+
+/// Connection timeouts of the HTTP servers (`serve`, `rank-server`).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TimeoutArgs {
+    /// Seconds a client may take to send a complete request head (from
+    /// connecting, or from the first byte of a later request); slower or
+    /// silent connections are closed
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub(crate) header_timeout: f64,
+
+    /// Seconds a keep-alive connection may stay idle between requests
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub(crate) idle_timeout: f64,
+}
+
+impl TimeoutArgs {
+    /// The validated timeouts: each at least 0.01 s.
+    ///
+    /// # Errors
+    /// When a value is not a positive number of seconds.
+    pub(crate) fn timeouts(&self) -> anyhow::Result<ConnectionTimeouts> {
+        let check = |flag: &str, value: f64| -> anyhow::Result<Duration> {
+            if !(value.is_finite() && value >= 0.01) {
+                bail!("{flag} must be at least 0.01 seconds, got {value}");
+            }
+            seconds(flag, value)
+        };
+        Ok(ConnectionTimeouts {
+            header_read: check("--header-timeout", self.header_timeout)?,
+            idle: check("--idle-timeout", self.idle_timeout)?,
+        })
+    }
 }
 
 /// The TOML file, as written (stage 1).

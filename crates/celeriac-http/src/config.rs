@@ -6,11 +6,18 @@
 
 use std::time::Duration;
 
+use celeriac_serve::ConnectionTimeouts;
+
+/// The shortest API token [`crate::serve`] accepts, in characters.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
 /// Settings of the HTTP server.
 #[derive(Clone)]
 pub struct HttpConfig {
     /// When set, every route except `/health` needs `Authorization: Bearer
     /// <token>` (or the dashboard's login cookie); requests without it get 401.
+    /// It must have at least [`MIN_TOKEN_CHARS`] characters once trimmed
+    /// ([`HttpConfig::check`]).
     pub api_token: Option<String>,
     /// Largest accepted request body, in bytes (larger ones get 413).
     pub body_limit: usize,
@@ -26,7 +33,12 @@ pub struct HttpConfig {
     /// registered (tasks that only Python or other workers know).
     pub allow_unregistered_tasks: bool,
     /// Answer cross-origin requests to the API from any origin (no cookies).
+    /// This also lets state-changing requests from other sites through
+    /// (otherwise refused with 403).
     pub cors_any_origin: bool,
+    /// How long a connection may wait for its client's request head, and
+    /// stay idle between requests, before it is closed.
+    pub timeouts: ConnectionTimeouts,
     /// How often queue depths are sampled for the dashboard and metrics.
     pub sample_interval: Duration,
     /// How often the backend is polled for tasks that are not finished
@@ -44,9 +56,32 @@ impl Default for HttpConfig {
             enable_events: true,
             allow_unregistered_tasks: false,
             cors_any_origin: false,
+            timeouts: ConnectionTimeouts::default(),
             sample_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(500),
         }
+    }
+}
+
+impl HttpConfig {
+    /// Refuse settings that would leave the server open while looking
+    /// protected: a token that is blank or shorter than
+    /// [`MIN_TOKEN_CHARS`] (once trimmed; the token compared is the trimmed
+    /// one). No token at all means no authentication, as documented.
+    ///
+    /// # Errors
+    /// [`crate::Error::WeakToken`].
+    pub fn check(&self) -> Result<(), crate::Error> {
+        if let Some(token) = &self.api_token {
+            let chars = token.trim().chars().count();
+            if chars < MIN_TOKEN_CHARS {
+                return Err(crate::Error::WeakToken {
+                    chars,
+                    min: MIN_TOKEN_CHARS,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -60,6 +95,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("enable_events", &self.enable_events)
             .field("allow_unregistered_tasks", &self.allow_unregistered_tasks)
             .field("cors_any_origin", &self.cors_any_origin)
+            .field("timeouts", &self.timeouts)
             .field("sample_interval", &self.sample_interval)
             .field("poll_interval", &self.poll_interval)
             .finish()
@@ -69,6 +105,25 @@ impl std::fmt::Debug for HttpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_and_short_tokens_are_refused() {
+        let with = |token: Option<&str>| HttpConfig {
+            api_token: token.map(str::to_owned),
+            ..HttpConfig::default()
+        };
+        assert!(with(None).check().is_ok());
+        assert!(with(Some("0123456789abcdef")).check().is_ok());
+        assert!(with(Some("  0123456789abcdef\n")).check().is_ok());
+        for weak in ["", "   ", "\t\n", "short", " 0123456789abcde "] {
+            let err = with(Some(weak)).check().expect_err(weak);
+            assert!(
+                matches!(err, crate::Error::WeakToken { min: 16, .. }),
+                "{weak:?}: {err}"
+            );
+            assert!(err.to_string().contains("at least 16 characters"), "{err}");
+        }
+    }
 
     #[test]
     fn debug_hides_the_token() {

@@ -1,7 +1,8 @@
 //! Errors: the server's own ([`Error`]) and what a request gets back
 //! ([`ApiError`]).
 //!
-//! 1. [`Error`] is what [`crate::serve`] returns: the listener failed.
+//! 1. [`Error`] is what [`crate::serve`] returns: the configuration is
+//!    refused (a weak token), or the listener failed.
 //! 2. [`ApiError`] is every unsuccessful HTTP answer: a status and a JSON
 //!    body `{"error": "<message naming the problem>"}`. Bad input is always
 //!    a 4xx; a broker or backend outage is a 503; a 500 means a bug.
@@ -23,6 +24,18 @@ pub enum Error {
     /// Accepting or serving connections failed.
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
+    /// The API token is too weak to protect anything: blank, or shorter
+    /// than [`crate::MIN_TOKEN_CHARS`] characters.
+    #[error(
+        "the API token must be at least {min} characters, not counting surrounding spaces \
+         (it has {chars}); use a long random string, or no token at all"
+    )]
+    WeakToken {
+        /// How many characters the token has, once trimmed.
+        chars: usize,
+        /// The minimum.
+        min: usize,
+    },
 }
 
 /// The JSON body of every error answer.

@@ -31,8 +31,10 @@ pub(crate) struct ApiQuery<T>(pub(crate) T);
 #[from_request(via(axum::Form), rejection(ApiError))]
 pub(crate) struct ApiForm<T>(pub(crate) T);
 
-/// An optional JSON body: an empty body reads as `T::default()`, and the
-/// `Content-Type` is not required (so `curl -d '{"args": [2, 3]}'` works).
+/// An optional JSON body: an empty body reads as `T::default()` (whatever
+/// its `Content-Type`); a non-empty one needs `Content-Type:
+/// application/json` (415 otherwise), so that a cross-site form or
+/// `text/plain` request cannot carry one.
 #[derive(Debug)]
 pub(crate) struct BodyJson<T>(pub(crate) T);
 
@@ -44,6 +46,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .cloned();
         let bytes = Bytes::from_request(request, state).await.map_err(|e| {
             let status = e.status();
             let status = if status.is_client_error() {
@@ -56,9 +62,30 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(BodyJson(T::default()));
         }
+        if !is_json(content_type.as_ref()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a request body must be JSON sent with `Content-Type: application/json`",
+            ));
+        }
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(BodyJson(value))
     }
+}
+
+/// Whether a `Content-Type` names JSON: `application/json` or
+/// `application/<something>+json`, parameters (`; charset=utf-8`) allowed,
+/// as axum's `Json` accepts.
+fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
 }
 
 /// Check a task id from a URL: non-empty, at most 255 bytes, no control
@@ -87,7 +114,20 @@ pub(crate) fn task_id(id: &str) -> Result<&str, ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::task_id;
+    use super::{is_json, task_id};
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        let check = |v: &'static str| is_json(Some(&axum::http::HeaderValue::from_static(v)));
+        assert!(check("application/json"));
+        assert!(check("Application/JSON; charset=utf-8"));
+        assert!(check("application/vnd.api+json"));
+        assert!(!check("text/plain"));
+        assert!(!check("application/x-www-form-urlencoded"));
+        assert!(!check("multipart/form-data; boundary=x"));
+        assert!(!check("application/jsonx"));
+        assert!(!is_json(None));
+    }
 
     #[test]
     fn task_ids_are_checked() {

@@ -8,7 +8,8 @@
 //! serves until the future resolves:
 //!
 //! - the seed's producer routes under `/producer/api/` (`wait_and_return`,
-//!   `sum` and their `/{job_id}` status routes, same JSON shapes);
+//!   `sum` and their `/{job_id}` status routes, same JSON shapes; publishing
+//!   `wait_and_return` is a `POST`: a `GET` never sends a task);
 //! - a generic task API under `/api/tasks`: send any task by name, read any
 //!   task's state, progress, result and traceback, revoke, retry;
 //! - workers (from heartbeats), queues (depth, rate), dead letters
@@ -46,7 +47,8 @@
 //! - `background`: the event subscription, queue sampler, backend poller,
 //!   and (on Redis) the periodic `enable_events` broadcast.
 //! - [`views`]: the JSON shapes (the one place deriving serde and OpenAPI).
-//! - `auth`: bearer token and dashboard sessions; [`error`]: error answers.
+//! - `auth`: bearer token and dashboard sessions; `guard`: cross-site
+//!   state-changing requests refused; [`error`]: error answers.
 //! - `metrics`: the Prometheus exposition; [`pyrepr`]: Python reprs.
 
 #![deny(missing_docs)]
@@ -56,6 +58,7 @@ mod background;
 mod config;
 pub mod error;
 mod extract;
+mod guard;
 mod metrics;
 mod monitor;
 pub mod pyrepr;
@@ -64,7 +67,8 @@ mod server;
 mod service;
 pub mod views;
 
-pub use config::HttpConfig;
+pub use celeriac_serve::ConnectionTimeouts;
+pub use config::{HttpConfig, MIN_TOKEN_CHARS};
 pub use error::{ApiError, Error};
 pub use routes::openapi::openapi;
 pub use routes::ROUTES;

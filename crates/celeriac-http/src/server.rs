@@ -3,7 +3,9 @@
 //!
 //! 1. [`serve`] builds the [`Shared`] state, starts the loops of
 //!    [`crate::background`], and serves the [`crate::routes::router`] on the
-//!    given listener until `shutdown` resolves.
+//!    given listener until `shutdown` resolves (through [`celeriac_serve`]:
+//!    a connection whose client sends no complete request head within
+//!    [`HttpConfig::timeouts`], or stays idle past it, is closed).
 //! 2. On shutdown, live event streams end (so that axum's graceful shutdown
 //!    is not held open by them), requests in flight finish, and the loops
 //!    are stopped.
@@ -72,20 +74,33 @@ impl Shared {
 /// ```
 ///
 /// # Errors
-/// When accepting connections fails.
+/// [`Error::WeakToken`] before serving anything when the configured token
+/// is blank or too short ([`HttpConfig::check`]); [`Error::Io`] when
+/// accepting connections fails.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     config: HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    config.check()?;
+    let config = HttpConfig {
+        api_token: config.api_token.map(|token| token.trim().to_owned()),
+        ..config
+    };
     let signal = Shutdown::from_future(shutdown);
     let shared = Arc::new(Shared::new(app, config, signal.clone()));
     let loops = crate::background::spawn(&shared);
     let router = crate::routes::router(Arc::clone(&shared));
     let mut stop = signal.clone();
-    let outcome = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.requested().await })
+    let timeouts = shared.config.timeouts;
+    let outcome =
+        celeriac_serve::serve(
+            listener,
+            router,
+            timeouts,
+            async move { stop.requested().await },
+        )
         .await;
     for handle in loops {
         handle.abort();

@@ -36,7 +36,9 @@ async fn wait_ready(cluster: &Cluster, path: &str) -> Value {
 #[tokio::test]
 async fn the_seeds_producer_routes_keep_their_shapes() {
     let cluster = Cluster::start().await;
-    let published = cluster.get_json("/producer/api/wait_and_return").await;
+    let published = cluster
+        .post_json("/producer/api/wait_and_return", json!(null))
+        .await;
     assert_eq!(published["message"], "job published");
     let id = published["job_id"].as_str().expect("job id").to_owned();
     let done = wait_ready(&cluster, &format!("/producer/api/wait_and_return/{id}")).await;

@@ -107,6 +107,7 @@ async fn start(name: &str, options: server::ServerOptions) -> Server {
     tokio::spawn(server::serve(
         listener,
         server::router(cache, &options),
+        options.timeouts,
         on(&shutdown),
     ));
     Server {
@@ -237,6 +238,7 @@ async fn bad_requests_name_the_field_and_large_ones_get_413() {
         "rank-errors",
         server::ServerOptions {
             max_body_bytes: 64 * 1024,
+            ..server::ServerOptions::default()
         },
     )
     .await;

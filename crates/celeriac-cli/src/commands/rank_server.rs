@@ -14,7 +14,7 @@ use posts::ranking::server::{RankServerConfig, ServerOptions, DEFAULT_MAX_BODY_B
 use posts::ranking::MatchOptions;
 use posts::tasks::SCHEDULED_TOP_ENTITIES_KEY;
 
-use crate::config::{Config, ConnectionArgs};
+use crate::config::{Config, ConnectionArgs, TimeoutArgs};
 
 /// Arguments of `celeriac rank-server`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +49,9 @@ pub(crate) struct Args {
     /// Largest accepted /rank body in bytes; larger ones get 413
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub(crate) max_body: usize,
+
+    #[command(flatten)]
+    pub(crate) timeouts: TimeoutArgs,
 }
 
 /// Run `celeriac rank-server`.
@@ -59,6 +62,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if args.key.trim().is_empty() {
         bail!("--key must not be empty");
     }
+    let timeouts = args.timeouts.timeouts()?;
     let config = Config::from_args(&args.connection)?;
     let backend = celeriac::backend_from_url(&config.app)
         .await
@@ -72,6 +76,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         refresh_every: Duration::from_secs_f64(args.refresh),
         server: ServerOptions {
             max_body_bytes: args.max_body,
+            timeouts,
         },
     };
     let addr = std::net::SocketAddr::new(args.host, args.port);

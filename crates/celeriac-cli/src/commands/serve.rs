@@ -3,8 +3,12 @@
 //!
 //! 1. Validate the flags; the API token comes only from the environment
 //!    (`CELERIAC_API_TOKEN`), so it never shows in `ps` and is never printed.
+//!    Unset or empty means no authentication; a blank or short token (under
+//!    [`celeriac_http::MIN_TOKEN_CHARS`] characters) refuses to start.
 //! 2. Connect the app with the shipped tasks registered (so the dashboard
-//!    and `POST /api/tasks/{name}` know their names).
+//!    and `POST /api/tasks/{name}` know their names). The test-only tasks
+//!    (`tasks.record`) are not among them, so the API refuses them unless
+//!    `--any-task` is given.
 //! 3. Bind, print `listening on http://ADDR` on stdout (with `--port 0` the
 //!    port is chosen by the system), and serve until SIGINT/SIGTERM.
 
@@ -14,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use anyhow::{bail, Context as _};
 use celeriac_http::HttpConfig;
 
-use crate::config::{Config, ConnectionArgs};
+use crate::config::{Config, ConnectionArgs, TimeoutArgs};
 use crate::example_tasks::shipped_tasks;
 
 /// Environment variable holding the API token.
@@ -61,6 +65,9 @@ pub(crate) struct ServeArgs {
     pub(crate) cors: bool,
 
     #[command(flatten)]
+    pub(crate) timeouts: TimeoutArgs,
+
+    #[command(flatten)]
     pub(crate) connection: ConnectionArgs,
 }
 
@@ -75,13 +82,16 @@ impl ServeArgs {
         if self.history == 0 {
             bail!("--history must be at least 1");
         }
+        // Unset or empty: no authentication. Anything else must be a real
+        // token: blank or short ones are refused rather than silently
+        // leaving the server open.
         let api_token = match std::env::var(TOKEN_ENV) {
-            Ok(token) if token.trim().is_empty() => None,
+            Ok(token) if token.is_empty() => None,
             Ok(token) => Some(token.trim().to_owned()),
             Err(std::env::VarError::NotPresent) => None,
             Err(std::env::VarError::NotUnicode(_)) => bail!("{TOKEN_ENV} is not valid UTF-8"),
         };
-        Ok(HttpConfig {
+        let http = HttpConfig {
             api_token,
             body_limit: self.body_limit,
             queues: self
@@ -94,8 +104,12 @@ impl ServeArgs {
             enable_events: !self.no_enable_events,
             allow_unregistered_tasks: self.any_task,
             cors_any_origin: self.cors,
+            timeouts: self.timeouts.timeouts()?,
             ..HttpConfig::default()
-        })
+        };
+        http.check()
+            .map_err(|e| anyhow::anyhow!("{TOKEN_ENV}: {e} (unset it to serve without a token)"))?;
+        Ok(http)
     }
 }
 

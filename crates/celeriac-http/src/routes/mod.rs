@@ -2,7 +2,8 @@
 //!
 //! Layers, outermost first: request tracing (method and path only, never
 //! headers), panic → JSON 500, CORS (when enabled, so preflights pass
-//! before authentication), authentication, body size limit.
+//! before authentication), the cross-site refusal of state-changing
+//! requests (`crate::guard`), authentication, body size limit.
 //! Unknown paths are a JSON 404 and wrong methods a JSON 405 — after
 //! authentication, so without the token every path is a 401.
 
@@ -29,7 +30,7 @@ use crate::server::Shared;
 
 /// Every route the server answers, as `(method, path)`; tests enumerate it.
 pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/producer/api/wait_and_return"),
+    ("POST", "/producer/api/wait_and_return"),
     ("GET", "/producer/api/wait_and_return/{job_id}"),
     ("POST", "/producer/api/sum"),
     ("GET", "/producer/api/sum/{job_id}"),
@@ -74,7 +75,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .route(
             "/producer/api/wait_and_return",
-            get(producer::publish_wait_and_return),
+            post(producer::publish_wait_and_return).get(producer::wait_and_return_needs_post),
         )
         .route(
             "/producer/api/wait_and_return/{job_id}",
@@ -110,6 +111,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             crate::auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            crate::guard::same_origin,
         ));
     if shared.config.cors_any_origin {
         router = router.layer(CorsLayer::permissive());

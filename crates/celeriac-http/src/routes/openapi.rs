@@ -25,7 +25,8 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "Celeriac producer API", description = "Send Celery tasks, read their state and results, watch workers and queues. When CELERIAC_API_TOKEN is set, every route but /health needs `Authorization: Bearer <token>`."),
     paths(
-        producer::publish_wait_and_return, producer::wait_and_return_status,
+        producer::publish_wait_and_return, producer::wait_and_return_needs_post,
+        producer::wait_and_return_status,
         producer::publish_sum, producer::sum_status,
         tasks::send_task, tasks::get_task, tasks::list_tasks, tasks::revoke_task, tasks::retry_task,
         cluster::workers, cluster::queues, cluster::overview, cluster::dead_letters, cluster::requeue,

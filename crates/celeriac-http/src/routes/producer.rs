@@ -3,7 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /producer/api/wait_and_return` | `{"message": "job published", "job_id"}` |
+//! | `POST /producer/api/wait_and_return` | `{"message": "job published", "job_id"}` |
 //! | `GET /producer/api/wait_and_return/{job_id}` | `{"ready", "result"}` |
 //! | `POST /producer/api/sum` `{"number": n}` | `{"message": "job published", "job_id"}` |
 //! | `GET /producer/api/sum/{job_id}` | `{"ready", "result"}` |
@@ -11,10 +11,17 @@
 //! Tasks are sent by name (`tasks.wait_and_return`, `tasks.sum_to_n_job`),
 //! registered here or not, as the seed's `delay()` does. An unknown job id
 //! reads as not ready, as Celery's `AsyncResult` does.
+//!
+//! The seed published `wait_and_return` on a `GET`; here that `GET` answers
+//! 405 with a message saying to use `POST` (same answer), because a `GET`
+//! must not send work: a link, an `<img>` on any page, a prefetching
+//! browser or a crawler would each queue a 20-second job.
 
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
 
@@ -30,8 +37,11 @@ pub(crate) const WAIT_AND_RETURN: &str = "tasks.wait_and_return";
 pub(crate) const SUM_TO_N: &str = "tasks.sum_to_n_job";
 
 /// Queue the task that waits 20 s and returns "Hello World!".
-#[utoipa::path(get, path = "/producer/api/wait_and_return", tag = "producer",
-    responses((status = 200, body = JobPublished), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+///
+/// A `POST` with no body (the seed used `GET`, which now answers 405).
+#[utoipa::path(post, path = "/producer/api/wait_and_return", tag = "producer",
+    responses((status = 200, body = JobPublished), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn publish_wait_and_return(
     State(shared): State<Arc<Shared>>,
 ) -> Result<Json<JobPublished>, ApiError> {
@@ -44,6 +54,25 @@ pub(crate) async fn publish_wait_and_return(
     )
     .await?;
     Ok(Json(JobPublished::new(sent.task_id)))
+}
+
+/// The seed's `GET /producer/api/wait_and_return`: no longer publishes.
+///
+/// Answers 405 with `Allow: POST` and a message saying to use `POST`.
+#[utoipa::path(get, path = "/producer/api/wait_and_return", tag = "producer",
+    responses((status = 405, description = "Use POST: a GET never publishes", body = ErrorBody)))]
+pub(crate) async fn wait_and_return_needs_post() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "GET /producer/api/wait_and_return no longer publishes a job (a GET must not \
+         send work); use POST /producer/api/wait_and_return, which answers the same \
+         {\"message\": \"job published\", \"job_id\": …}",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
 }
 
 /// Whether a `wait_and_return` job finished, and its result.

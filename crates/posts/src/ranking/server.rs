@@ -12,8 +12,11 @@
 //!    header, no credentials), as the original configured it.
 //!
 //! [`serve`] runs the router on a listener with `TCP_NODELAY` until a
-//! shutdown future resolves; [`run`] is the whole server (`celeriac
-//! rank-server`, the demo): cache, first read, background refresh, routes.
+//! shutdown future resolves, closing connections whose client sends no
+//! complete request head in time or stays idle too long
+//! ([`ServerOptions::timeouts`], through [`celeriac_serve`]); [`run`] is the
+//! whole server (`celeriac rank-server`, the demo): cache, first read,
+//! background refresh, routes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use super::matcher::MatchOptions;
 use crate::models::{self, RankingRequest, RankingResponse};
 use celeriac::backend::ResultBackend;
 use celeriac::shutdown::Shutdown;
+pub use celeriac_serve::ConnectionTimeouts;
 
 /// Default cap on a `/rank` body: 1 MiB (a 100-item feed is about 60 KB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -44,12 +48,16 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub struct ServerOptions {
     /// Bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// How long a connection may wait for its client's request head, and
+    /// stay idle between requests, before it is closed.
+    pub timeouts: ConnectionTimeouts,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            timeouts: ConnectionTimeouts::default(),
         }
     }
 }
@@ -101,7 +109,13 @@ pub async fn run(
     };
     let refresher =
         Arc::clone(&cache).spawn_refresher(backend, config.refresh_every, until(&shutdown));
-    let served = serve(listener, router(cache, &config.server), until(&shutdown)).await;
+    let served = serve(
+        listener,
+        router(cache, &config.server),
+        config.server.timeouts,
+        until(&shutdown),
+    )
+    .await;
     refresher.abort();
     served
 }
@@ -158,24 +172,18 @@ pub fn router(cache: Arc<EntityCache>, options: &ServerOptions) -> Router {
 }
 
 /// Serve `router` on `listener` (each connection with `TCP_NODELAY`) until
-/// `shutdown` resolves; connections in flight are finished.
+/// `shutdown` resolves; connections in flight are finished. A connection
+/// whose client outwaits `timeouts` is closed.
 ///
 /// # Errors
 /// When accepting fails for good.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    timeouts: ConnectionTimeouts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    celeriac_serve::serve(listener, router, timeouts, shutdown).await
 }
 
 /// Rank a feed.
