@@ -164,7 +164,7 @@
     $("card-failure").textContent = counts.FAILURE || 0;
     if (overview) {
       $("card-rate").textContent = overview.finished_per_sec.toFixed(1);
-      $("card-dead").textContent = overview.dead_letters >= 100 ? "100+" : overview.dead_letters;
+      $("card-dead").textContent = overview.dead_letters;
     }
   }
 

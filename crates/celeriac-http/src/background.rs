@@ -3,8 +3,9 @@
 //! 1. [`events`]: one subscription to the app's event transport feeds the
 //!    monitor (resubscribing after a transport outage), however many
 //!    dashboards listen.
-//! 2. [`sampler`]: every `sample_interval`, the depth of each watched queue
-//!    and the dead-letter count.
+//! 2. [`sampler`]: every `sample_interval`, the depth of each watched queue,
+//!    the dead-letter count and the metadata of the newest few (never a
+//!    payload).
 //! 3. [`poller`]: every `poll_interval`, the result documents of a few
 //!    unfinished tasks (progress meta, and outcomes when workers send no
 //!    task events), least recently read first.
@@ -64,6 +65,9 @@ async fn events(shared: Arc<Shared>) {
     }
 }
 
+/// Dead letters whose queues the sampler watches, newest first.
+const DEAD_LETTER_PAGE: usize = 20;
+
 /// Sample queue depths and dead letters until shutdown.
 async fn sampler(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
@@ -83,13 +87,21 @@ async fn sampler(shared: Arc<Shared>) {
                 .and_then(|r| r.map_err(|e| e.to_string()));
             samples.push((name, depth));
         }
-        let letters = tokio::time::timeout(Duration::from_secs(2), broker.dead_letters(100)).await;
+        // The count (O(1)) and one page of metadata: payloads are never
+        // read here, however many and large the dead letters are.
+        let letters = tokio::time::timeout(Duration::from_secs(2), async {
+            let count = broker.dead_letter_count().await?;
+            let page = broker.dead_letters(DEAD_LETTER_PAGE).await?;
+            Ok::<_, celeriac::Error>((count, page))
+        })
+        .await;
         let dead = match letters {
-            Ok(Ok(letters)) => {
-                for letter in &letters {
+            Ok(Ok((count, page))) => {
+                for letter in &page {
                     shared.monitor.watch_queue(&letter.queue);
                 }
-                Some((letters.len(), letters.first().map(|d| d.id.clone())))
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                Some((count, page.first().map(|d| d.id.clone())))
             }
             _ => None,
         };

@@ -13,7 +13,7 @@
 //! | `celeriac_queue_depth` | gauge | `queue` |
 //! | `celeriac_workers_online` | gauge | |
 //! | `celeriac_workers_known` | gauge | |
-//! | `celeriac_dead_letters` | gauge | (counted up to 100) |
+//! | `celeriac_dead_letters` | gauge | dead letters stored |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -205,7 +205,7 @@ pub(crate) fn render(stats: &TaskStats, gauges: &Gauges<'_>) -> String {
         ),
         (
             "celeriac_dead_letters",
-            "Dead letters (counted up to 100).",
+            "Dead letters stored.",
             gauges.dead_letters,
         ),
     ] {

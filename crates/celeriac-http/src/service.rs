@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use celeriac::protocol::{time, TaskMessage};
+use celeriac::protocol::time;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -262,7 +262,8 @@ pub(crate) async fn retry(shared: &Shared, id: &str) -> Result<TaskSent, ApiErro
     Ok(sent)
 }
 
-/// The newest dead letters, with the task id and name read from them.
+/// The newest dead letters: metadata only (task id and name were read
+/// from each message when it was dead-lettered; payloads stay unread).
 ///
 /// # Errors
 /// 503 when the broker is down.
@@ -274,15 +275,13 @@ pub(crate) async fn dead_letters(
     Ok(letters
         .into_iter()
         .map(|d| {
-            let bytes = d.payload_bytes();
-            let message = TaskMessage::from_slice(&bytes).ok().map(|(m, _)| m);
-            let mut preview: String = d.payload.chars().take(300).collect();
-            if d.payload.len() > preview.len() {
+            let mut preview = d.preview;
+            if d.size > preview.len() as u64 {
                 preview.push('…');
             }
             DeadLetterView {
-                task_id: message.as_ref().map(|m| m.headers.id.clone()),
-                task: message.map(|m| m.headers.task),
+                task_id: d.task_id,
+                task: d.task,
                 id: d.id,
                 queue: d.queue,
                 reason: d.reason,

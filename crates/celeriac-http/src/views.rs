@@ -320,7 +320,7 @@ pub struct Overview {
     pub finished_per_sec: f64,
     /// Messages waiting in all listed queues.
     pub queued: u64,
-    /// Dead letters (counted up to 100).
+    /// Dead letters stored.
     pub dead_letters: usize,
     /// Task names this server can send.
     pub registered: Vec<String>,

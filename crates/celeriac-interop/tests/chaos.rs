@@ -230,18 +230,27 @@ async fn malformed_messages_are_dead_lettered_and_valid_ones_still_run() {
     let mut w = worker(&url, &["-c", "8", "--max-message-bytes", "65536"]);
     wait_until(Duration::from_secs(60), || {
         conn.scard::<_, usize>("valid").unwrap_or(0) == VALID
-            && conn.llen::<_, usize>("celeriac.dead_letter").unwrap_or(0) == BAD
+            && conn
+                .zcard::<_, usize>("celeriac.dead_letter.index")
+                .unwrap_or(0)
+                == BAD
     });
     assert!(
         w.0.try_wait().expect("status").is_none(),
         "the worker exited"
     );
-    let letters: Vec<String> = conn.lrange("celeriac.dead_letter", 0, -1).expect("letters");
+    // Metadata and payloads are kept apart (celeriac::broker::dead_letters).
+    let letters: Vec<String> = conn.hvals("celeriac.dead_letter.meta").expect("letters");
+    assert_eq!(
+        conn.hlen::<_, usize>("celeriac.dead_letter.payload")
+            .expect("payloads"),
+        BAD
+    );
     let mut reasons: HashMap<String, usize> = HashMap::new();
     for text in &letters {
-        let letter: celeriac::protocol::DeadLetter =
+        let letter: celeriac::broker::DeadLetterInfo =
             serde_json::from_str(text).expect("dead letter json");
-        assert!(!letter.reason.is_empty() && !letter.payload.is_empty());
+        assert!(!letter.reason.is_empty() && letter.size > 0);
         let kind = letter.reason.split(':').next().unwrap_or("").to_owned();
         *reasons.entry(kind).or_default() += 1;
     }

@@ -99,9 +99,25 @@ impl Keys {
         format!("{}celeriac.revoked", self.prefix)
     }
 
-    /// Our list of dead letters (newest first).
+    /// The list of dead letters of older versions (one JSON record with
+    /// its payload each, newest first); migrated on first read.
     pub(crate) fn dead_letter(&self) -> String {
         format!("{}celeriac.dead_letter", self.prefix)
+    }
+
+    /// Our sorted set of dead-letter ids (score = when, Unix seconds).
+    pub(crate) fn dead_letter_index(&self) -> String {
+        format!("{}celeriac.dead_letter.index", self.prefix)
+    }
+
+    /// Our hash of dead-letter metadata JSON, by id.
+    pub(crate) fn dead_letter_meta(&self) -> String {
+        format!("{}celeriac.dead_letter.meta", self.prefix)
+    }
+
+    /// Our hash of dead-letter payloads (capped), by id.
+    pub(crate) fn dead_letter_payload(&self) -> String {
+        format!("{}celeriac.dead_letter.payload", self.prefix)
     }
 
     /// The result document of a task, and the channel it is announced on.

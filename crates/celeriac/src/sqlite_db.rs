@@ -8,11 +8,13 @@
 //!    transactions (publish, reserve, ack, store) into a few large ones, which
 //!    is where the SQLite broker's throughput comes from.
 //! 3. Serves reads from a small pool of read connections on the blocking pool.
-//! 4. Creates the broker and backend tables.
+//! 4. Creates the broker and backend tables, and upgrades those of a file
+//!    made by an older version ([`upgrade`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -35,7 +37,8 @@ CREATE TABLE IF NOT EXISTS celeriac_messages (
     visible_at REAL NOT NULL,
     reserved INTEGER NOT NULL DEFAULT 0,
     tag TEXT,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    consumer TEXT
 );
 CREATE INDEX IF NOT EXISTS celeriac_messages_ready
     ON celeriac_messages (queue, priority, id);
@@ -45,11 +48,19 @@ CREATE TABLE IF NOT EXISTS celeriac_results (
     meta TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS celeriac_dead_letters (
+CREATE TABLE IF NOT EXISTS celeriac_consumers (
+    consumer TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS celeriac_dlq (
     id TEXT PRIMARY KEY,
     at REAL NOT NULL,
-    queue TEXT NOT NULL,
-    letter TEXT NOT NULL
+    meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_dlq_at ON celeriac_dlq (at);
+CREATE TABLE IF NOT EXISTS celeriac_dlq_payloads (
+    id TEXT PRIMARY KEY,
+    payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS celeriac_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -83,7 +94,7 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<SqliteDb>>> {
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
@@ -100,6 +111,7 @@ impl SqliteDb {
         let conn = connect(&key).map_err(|e| Error::broker("opening SQLite database", e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| Error::broker("creating SQLite tables", e))?;
+        upgrade(&conn).map_err(|e| Error::broker("upgrading SQLite tables", e))?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("celeriac-sqlite-writer".into())
@@ -121,23 +133,46 @@ impl SqliteDb {
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        self.submit(f, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.await.map_err(|_| abandoned())?
+    }
+
+    /// [`SqliteDb::write`] for synchronous callers (drop handlers): blocks
+    /// the thread until committed or `timeout`.
+    pub(crate) fn write_blocking<T, F>(&self, f: F, timeout: Duration) -> Result<T, BoxError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        self.submit(f, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.recv_timeout(timeout).map_err(|_| abandoned())?
+    }
+
+    /// Queue `f` for the writer; `done` gets its outcome after the commit.
+    fn submit<T, F, D>(&self, f: F, done: D) -> Result<(), BoxError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        D: FnOnce(Result<T, BoxError>) + Send + 'static,
+    {
         let job: Job = Box::new(move |conn| {
             let outcome = f(conn);
             Box::new(move |commit: Result<(), String>| {
-                let result = match (commit, outcome) {
+                done(match (commit, outcome) {
                     (Ok(()), Ok(value)) => Ok(value),
                     (_, Err(e)) => Err(BoxError::from(e)),
                     (Err(e), Ok(_)) => Err(BoxError::from(e)),
-                };
-                let _ = tx.send(result);
+                });
             })
         });
         self.writer
             .send(job)
-            .map_err(|_| BoxError::from("the SQLite writer thread has stopped"))?;
-        rx.await.map_err(|_| {
-            BoxError::from("the SQLite write was abandoned (database busy or writer stopped)")
-        })?
+            .map_err(|_| BoxError::from("the SQLite writer thread has stopped"))
     }
 
     /// Run a read on a pooled read connection, off the async threads.
@@ -167,6 +202,10 @@ impl SqliteDb {
     }
 }
 
+fn abandoned() -> BoxError {
+    BoxError::from("the SQLite write was abandoned (database busy or writer stopped)")
+}
+
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
@@ -194,6 +233,64 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             done(commit.clone());
         }
     }
+}
+
+/// Bring a file made by an older version up to date, in one transaction
+/// (two processes opening it at once cannot both do it):
+///
+/// 1. `celeriac_messages.consumer` (who holds a reservation), and the
+///    partial index the dead-consumer sweep reads.
+/// 2. Dead letters of the old single table (`celeriac_dead_letters`, one
+///    JSON record with the payload) move to `celeriac_dlq` (metadata) and
+///    `celeriac_dlq_payloads` (capped payload); the old table is dropped.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let outcome = upgrade_in_transaction(conn);
+    match outcome {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn upgrade_in_transaction(conn: &Connection) -> rusqlite::Result<()> {
+    let has_consumer: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('celeriac_messages') WHERE name = 'consumer'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_consumer {
+        conn.execute_batch("ALTER TABLE celeriac_messages ADD COLUMN consumer TEXT")?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS celeriac_messages_held \
+         ON celeriac_messages (consumer) WHERE consumer IS NOT NULL",
+    )?;
+    let legacy: bool = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'celeriac_dead_letters'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !legacy {
+        return Ok(());
+    }
+    loop {
+        let batch: Vec<(String, String)> = conn
+            .prepare("SELECT id, letter FROM celeriac_dead_letters LIMIT 64")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        for (id, text) in &batch {
+            let (info, payload) = crate::broker::dead_letters::from_legacy(text.as_bytes());
+            crate::broker::sqlite::store_dead_letter(conn, &info, &payload)?;
+            conn.execute("DELETE FROM celeriac_dead_letters WHERE id = ?1", [id])?;
+        }
+    }
+    conn.execute_batch("DROP TABLE celeriac_dead_letters")
 }
 
 /// Seconds since the Unix epoch, as stored in the time columns.

@@ -230,19 +230,34 @@ async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
         .await
         .expect("reserve");
     assert!(none.is_empty(), "a dead-lettered message came back");
+    assert_eq!(b.dead_letter_count().await.expect("count"), 1);
     let letters = b.dead_letters(10).await.expect("list");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].reason, "unknown task");
-    assert_eq!(letters[0].queue, "q");
-    assert_eq!(letters[0].payload_bytes(), got[0].payload);
-    assert!(b
-        .requeue_dead_letter(&letters[0].id)
+    let info = &letters[0];
+    assert_eq!(info.reason, "unknown task");
+    assert_eq!(info.queue, "q");
+    assert_eq!(info.task.as_deref(), Some("tasks.noop"));
+    assert_eq!(info.task_id.as_deref(), Some("bad"));
+    assert_eq!(info.size, got[0].payload.len() as u64);
+    assert!(!info.truncated());
+    let (fetched, payload) = b
+        .fetch_dead_letter(&info.id)
         .await
-        .expect("requeue"));
+        .expect("fetch")
+        .expect("found");
+    assert_eq!(&fetched, info);
+    assert_eq!(payload, got[0].payload);
+    assert!(b
+        .fetch_dead_letter("no-such-id")
+        .await
+        .expect("fetch")
+        .is_none());
+    assert!(b.requeue_dead_letter(&info.id).await.expect("requeue"));
     assert!(!b
-        .requeue_dead_letter(&letters[0].id)
+        .requeue_dead_letter(&info.id)
         .await
         .expect("requeue twice"));
+    assert_eq!(b.dead_letter_count().await.expect("count"), 0);
     let back = b
         .reserve(&queues(&["q"]), 1, Duration::from_secs(2))
         .await
@@ -251,6 +266,53 @@ async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
     b.dead_letter(&back[0], "again").await.expect("dead letter");
     assert_eq!(b.purge_dead_letters().await.expect("purge"), 1);
     assert!(b.dead_letters(10).await.expect("list").is_empty());
+    assert_eq!(b.dead_letter_count().await.expect("count"), 0);
+}
+
+/// Pages are newest first and read metadata only; a payload over the cap
+/// keeps its start and its task id, and is refused for requeue.
+async fn dead_letters_page_and_cap_payloads(f: Fixture) {
+    let b = &f.broker;
+    let cap = celeriac::broker::dead_letters::MAX_STORED_PAYLOAD;
+    let mut bodies: Vec<String> = (0..5).map(|i| format!("small-{i}")).collect();
+    bodies.push("x".repeat(cap + 1000));
+    for body in &bodies {
+        b.publish(message("q", 0, body)).await.expect("publish");
+        let got = b
+            .reserve(&queues(&["q"]), 1, Duration::ZERO)
+            .await
+            .expect("reserve");
+        // Each round trip takes far longer than the microsecond `at` keeps,
+        // so the times order the letters.
+        b.dead_letter(&got[0], "why").await.expect("dead letter");
+    }
+    assert_eq!(b.dead_letter_count().await.expect("count"), 6);
+    let first = b.dead_letter_page(0, 4).await.expect("page");
+    let rest = b.dead_letter_page(4, 4).await.expect("page");
+    let ids: Vec<Option<String>> = first
+        .iter()
+        .chain(&rest)
+        .map(|i| i.task_id.clone())
+        .collect();
+    let expected: Vec<Option<String>> = bodies.iter().rev().map(|b| Some(b.clone())).collect();
+    assert_eq!(ids, expected, "newest first, pages in order");
+    let big = &first[0];
+    assert!(big.truncated(), "{big:?}");
+    assert_eq!(big.stored, cap as u64);
+    assert!(big.size > cap as u64 + 1000);
+    let (_, payload) = b
+        .fetch_dead_letter(&big.id)
+        .await
+        .expect("fetch")
+        .expect("found");
+    assert_eq!(payload.len(), cap);
+    let refused = b.requeue_dead_letter(&big.id).await;
+    assert!(
+        matches!(refused, Err(celeriac::Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    assert_eq!(b.dead_letter_count().await.expect("count"), 6, "kept");
+    assert_eq!(b.queue_depth("q").await.expect("depth"), 0);
 }
 
 macro_rules! conformance {
@@ -264,6 +326,7 @@ macro_rules! conformance {
             #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
             #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }
             #[tokio::test] async fn dead_letters_keep_bytes_and_can_be_requeued() { super::dead_letters_keep_bytes_and_can_be_requeued(super::$broker(VT).await).await }
+            #[tokio::test] async fn dead_letters_page_and_cap_payloads() { super::dead_letters_page_and_cap_payloads(super::$broker(VT).await).await }
             #[tokio::test] async fn extended_leases_are_not_redelivered() { super::extended_leases_are_not_redelivered(super::$broker(VT).await).await }
         })*
     };

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::dead_letters::{describe, truncated_refusal, DeadLetterInfo};
 use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
-use crate::protocol::DeadLetter;
 use crate::Result;
 
 /// An in-memory broker.
@@ -31,7 +31,8 @@ struct State {
     queues: HashMap<String, BTreeMap<(u8, i64), Stored>>,
     delayed: BTreeMap<(DateTime<Utc>, i64), (String, Stored)>,
     reserved: HashMap<String, Reserved>,
-    dead: Vec<DeadLetter>,
+    /// Oldest first: (metadata, stored payload).
+    dead: Vec<(DeadLetterInfo, Vec<u8>)>,
     revoked: Vec<Revocation>,
     next_order: i64,
     next_front: i64,
@@ -234,38 +235,53 @@ impl Broker for MemoryBroker {
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let letter = describe(&delivery.queue, reason, &delivery.payload);
         let mut state = self.lock();
         state.reserved.remove(&delivery.tag);
-        state
-            .dead
-            .push(DeadLetter::new(&delivery.queue, reason, &delivery.payload));
+        state.dead.push(letter);
         Ok(())
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+    async fn dead_letter_count(&self) -> Result<u64> {
+        Ok(self.lock().dead.len() as u64)
+    }
+
+    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
         let state = self.lock();
-        Ok(state.dead.iter().rev().take(limit).cloned().collect())
+        Ok(state
+            .dead
+            .iter()
+            .rev()
+            .skip(offset)
+            .take(limit)
+            .map(|(info, _)| info.clone())
+            .collect())
+    }
+
+    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        let state = self.lock();
+        Ok(state.dead.iter().find(|(info, _)| info.id == id).cloned())
     }
 
     async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        let found = {
+        {
             let mut state = self.lock();
-            match state.dead.iter().position(|d| d.id == id) {
-                Some(i) => {
-                    let letter = state.dead.remove(i);
-                    let stored = Stored {
-                        priority: 0,
-                        payload: letter.payload_bytes(),
-                        redelivered: false,
-                    };
-                    state.push_back(letter.queue, stored);
-                    true
-                }
-                None => false,
+            let Some(i) = state.dead.iter().position(|(info, _)| info.id == id) else {
+                return Ok(false);
+            };
+            if state.dead[i].0.truncated() {
+                return Err(truncated_refusal(&state.dead[i].0));
             }
-        };
+            let (info, payload) = state.dead.remove(i);
+            let stored = Stored {
+                priority: 0,
+                payload,
+                redelivered: false,
+            };
+            state.push_back(info.queue, stored);
+        }
         self.arrived.notify_waiters();
-        Ok(found)
+        Ok(true)
     }
 
     async fn purge_dead_letters(&self) -> Result<u64> {

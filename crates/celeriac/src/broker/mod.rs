@@ -23,9 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::protocol::DeadLetter;
 use crate::Result;
+pub use dead_letters::DeadLetterInfo;
 
+pub mod dead_letters;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -186,17 +187,42 @@ pub trait Broker: Send + Sync + 'static {
     /// and returns after the visibility timeout.
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
 
-    /// The newest dead letters, at most `limit`.
+    /// How many dead letters there are (one O(1) call on Redis).
     ///
     /// # Errors
     /// When the broker cannot be reached.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    async fn dead_letter_count(&self) -> Result<u64>;
 
-    /// Put a dead letter's original message back on its queue; false when
-    /// no dead letter has that id.
+    /// A page of dead letters, newest first: `offset` skipped, at most
+    /// `limit`. Metadata only; payloads are not read.
     ///
     /// # Errors
     /// When the broker cannot be reached.
+    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>>;
+
+    /// The newest dead letters, at most `limit` (metadata only).
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        self.dead_letter_page(0, limit).await
+    }
+
+    /// One dead letter with its stored payload (capped at
+    /// [`dead_letters::MAX_STORED_PAYLOAD`]); `None` when no dead letter
+    /// has that id.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>>;
+
+    /// Put a dead letter's original message back on its queue (highest
+    /// priority) and forget the dead letter, atomically; false when no
+    /// dead letter has that id.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached, and [`crate::Error::InvalidArgument`]
+    /// when its payload was truncated when stored (it is kept then).
     async fn requeue_dead_letter(&self, id: &str) -> Result<bool>;
 
     /// Delete every dead letter; returns how many there were.

@@ -25,9 +25,13 @@
 //!    a killed worker's tasks run again within seconds instead of after the
 //!    visibility timeout (which can then stay long enough for any task).
 //!
+//! 7. Dead letters (`dead_letters.rs`): metadata in a hash indexed by a
+//!    sorted set, capped payloads in another hash.
+//!
 //! `reply.rs` reads what the reservation script returns; `upkeep.rs` holds
 //! the background loops (acks, liveness, restores).
 
+mod dead_letters;
 mod reply;
 mod upkeep;
 
@@ -44,8 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use reply::{parse_reserved, unacked_tail};
 use upkeep::{ack_loop, announce, restore_loop, AckRequest, ALIVE_EVERY};
 
-use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
-use crate::protocol::DeadLetter;
+use super::{priority_step, Broker, DeadLetterInfo, Delivery, OutgoingMessage, Revocation};
 use crate::redis_support::{connect, Keys, SEP};
 use crate::{Error, Result};
 
@@ -344,78 +347,27 @@ impl Broker for RedisBroker {
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let letter = DeadLetter::new(&delivery.queue, reason, &delivery.payload);
-        let _: () = redis::pipe()
-            .atomic()
-            .lpush(self.keys.dead_letter(), letter.to_json())
-            .ignore()
-            .hdel(self.keys.unacked(), &delivery.tag)
-            .ignore()
-            .zrem(self.keys.unacked_index(), &delivery.tag)
-            .ignore()
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("dead-lettering in Redis"))?;
-        Ok(())
+        dead_letters::store(&mut self.conn.clone(), &self.keys, delivery, reason).await
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let texts: Vec<String> = redis::cmd("LRANGE")
-            .arg(self.keys.dead_letter())
-            .arg(0)
-            .arg(limit as i64 - 1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("listing Redis dead letters"))?;
-        Ok(texts
-            .iter()
-            .filter_map(|t| serde_json::from_str(t).ok())
-            .collect())
+    async fn dead_letter_count(&self) -> Result<u64> {
+        dead_letters::count(&mut self.conn.clone(), &self.keys).await
+    }
+
+    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        dead_letters::page(&mut self.conn.clone(), &self.keys, offset, limit).await
+    }
+
+    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        dead_letters::fetch(&mut self.conn.clone(), &self.keys, id).await
     }
 
     async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let texts: Vec<String> = redis::cmd("LRANGE")
-            .arg(self.keys.dead_letter())
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_err("listing Redis dead letters"))?;
-        let found = texts.into_iter().find_map(|text| {
-            let letter: DeadLetter = serde_json::from_str(&text).ok()?;
-            (letter.id == id).then_some((text, letter))
-        });
-        let Some((text, letter)) = found else {
-            return Ok(false);
-        };
-        let (removed,): (i64,) = redis::pipe()
-            .atomic()
-            .lrem(self.keys.dead_letter(), 1, &text)
-            .lpush(
-                self.keys.queue_list(&letter.queue, 0),
-                letter.payload_bytes(),
-            )
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_err("requeueing a Redis dead letter"))?;
-        Ok(removed > 0)
+        dead_letters::requeue(&mut self.conn.clone(), &self.keys, id).await
     }
 
     async fn purge_dead_letters(&self) -> Result<u64> {
-        let (count,): (u64,) = redis::pipe()
-            .atomic()
-            .llen(self.keys.dead_letter())
-            .del(self.keys.dead_letter())
-            .ignore()
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("purging Redis dead letters"))?;
-        Ok(count)
+        dead_letters::purge(&mut self.conn.clone(), &self.keys).await
     }
 
     async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {

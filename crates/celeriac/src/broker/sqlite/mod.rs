@@ -12,13 +12,23 @@
 //!    `extend` pushes the lease forward. All match on the delivery tag, so a
 //!    stale holder (whose lease expired and was given to another worker)
 //!    cannot settle someone else's reservation.
+//! 4. Liveness (`liveness.rs`): each reservation records its consumer; a
+//!    consumer's row in `celeriac_consumers` is refreshed every 2 s, and
+//!    the messages of a consumer not seen for 10 s are made visible at once,
+//!    so a killed worker's tasks run again within seconds, not after the
+//!    visibility timeout.
+//! 5. Dead letters (`dead_letters.rs`): metadata and capped payloads in two
+//!    tables.
 //!
 //! Waiting for messages polls (1 ms doubling to 50 ms) because SQLite has no
 //! cross-process notification; publishers in the same process wake waiters
 //! at once.
 
+mod dead_letters;
+mod liveness;
+
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,17 +37,34 @@ use rusqlite::params_from_iter;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::dead_letters::{describe, DeadLetterInfo};
 use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
 use crate::error::Error;
-use crate::protocol::DeadLetter;
 use crate::sqlite_db::{now_secs, SqliteDb};
 use crate::Result;
+
+pub(crate) use dead_letters::store_dead_letter;
 
 /// The SQLite broker.
 pub struct SqliteBroker {
     db: Arc<SqliteDb>,
     visibility_timeout: Duration,
-    arrived: Notify,
+    arrived: Arc<Notify>,
+    /// This broker's consumer id, recorded with each reservation.
+    consumer: String,
+    /// The liveness task, started by the first reservation.
+    liveness: OnceLock<tokio::task::JoinHandle<()>>,
+    /// Serializes the first announcement.
+    announcing: tokio::sync::Mutex<()>,
+}
+
+impl Drop for SqliteBroker {
+    fn drop(&mut self) {
+        if let Some(task) = self.liveness.get() {
+            task.abort();
+            liveness::forget(&self.db, self.consumer.clone());
+        }
+    }
 }
 
 impl SqliteBroker {
@@ -49,8 +76,30 @@ impl SqliteBroker {
         Ok(SqliteBroker {
             db: SqliteDb::open(path)?,
             visibility_timeout,
-            arrived: Notify::new(),
+            arrived: Arc::new(Notify::new()),
+            consumer: uuid::Uuid::new_v4().simple().to_string(),
+            liveness: OnceLock::new(),
+            announcing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Write this consumer's liveness row before its first reservation,
+    /// then keep it fresh (and sweep dead consumers) in the background.
+    async fn start_liveness(&self) -> Result<()> {
+        if self.liveness.get().is_some() {
+            return Ok(());
+        }
+        let _once = self.announcing.lock().await;
+        if self.liveness.get().is_some() {
+            return Ok(());
+        }
+        liveness::announce(&self.db, &self.consumer).await?;
+        let _ = self.liveness.set(tokio::spawn(liveness::keep_alive(
+            Arc::clone(&self.db),
+            self.consumer.clone(),
+            Arc::clone(&self.arrived),
+        )));
+        Ok(())
     }
 }
 
@@ -102,15 +151,16 @@ impl Broker for SqliteBroker {
         if queues.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
+        self.start_liveness().await?;
         let deadline = crate::deadline(wait);
         let mut nap = Duration::from_millis(1);
         let placeholders = (0..queues.len())
-            .map(|i| format!("?{}", i + 5))
+            .map(|i| format!("?{}", i + 6))
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!(
             "UPDATE celeriac_messages \
-             SET visible_at = ?1, tag = id || ':' || ?2, reserved = reserved + 1 \
+             SET visible_at = ?1, tag = id || ':' || ?2, reserved = reserved + 1, consumer = ?5 \
              WHERE id IN (SELECT id FROM celeriac_messages \
                  WHERE queue IN ({placeholders}) AND visible_at <= ?3 \
                  ORDER BY priority, id LIMIT ?4) \
@@ -122,6 +172,7 @@ impl Broker for SqliteBroker {
             let lease = self.visibility_timeout.as_secs_f64();
             let sql = Arc::clone(&sql);
             let queues = queues.to_vec();
+            let consumer = self.consumer.clone();
             let got = self
                 .db
                 .write(move |conn| {
@@ -132,9 +183,10 @@ impl Broker for SqliteBroker {
                         nonce.into(),
                         now.into(),
                         (max as i64).into(),
+                        consumer.into(),
                     ];
                     params.extend(queues.into_iter().map(rusqlite::types::Value::from));
-                    // ?1..?4 are the lease fields; the IN list is ?5 onwards.
+                    // ?1..?5 are the lease fields; the IN list is ?6 onwards.
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let rows = stmt.query_map(params_from_iter(params), |row| {
                         let order: (i64, i64) = (row.get(4)?, row.get(5)?);
@@ -196,18 +248,17 @@ impl Broker for SqliteBroker {
     }
 
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let letter = DeadLetter::new(&delivery.queue, reason, &delivery.payload);
+        let (info, payload) = describe(&delivery.queue, reason, &delivery.payload);
         let id = split_tag(&delivery.tag);
         let tag = delivery.tag.clone();
         self.db
             .write(move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO celeriac_dead_letters (id, at, queue, letter) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(rusqlite::params![letter.id, now_secs(), letter.queue, letter.to_json()])?;
+                store_dead_letter(conn, &info, &payload)?;
                 if let Some(id) = id {
-                    conn.prepare_cached("DELETE FROM celeriac_messages WHERE id = ?1 AND tag = ?2")?
-                        .execute(rusqlite::params![id, tag])?;
+                    conn.prepare_cached(
+                        "DELETE FROM celeriac_messages WHERE id = ?1 AND tag = ?2",
+                    )?
+                    .execute(rusqlite::params![id, tag])?;
                 }
                 Ok(())
             })
@@ -215,62 +266,26 @@ impl Broker for SqliteBroker {
             .map_err(|e| Error::broker("dead-lettering in SQLite", e))
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        let texts = self
-            .db
-            .read(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT letter FROM celeriac_dead_letters ORDER BY at DESC LIMIT ?1",
-                )?;
-                let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| Error::broker("listing SQLite dead letters", e))?;
-        Ok(texts
-            .iter()
-            .filter_map(|t| serde_json::from_str(t).ok())
-            .collect())
+    async fn dead_letter_count(&self) -> Result<u64> {
+        dead_letters::count(&self.db).await
+    }
+
+    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        dead_letters::page(&self.db, offset, limit).await
+    }
+
+    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        dead_letters::fetch(&self.db, id).await
     }
 
     async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        let id = id.to_owned();
-        let found = self
-            .db
-            .write(move |conn| {
-                let letter: Option<String> = conn
-                    .prepare_cached("SELECT letter FROM celeriac_dead_letters WHERE id = ?1")?
-                    .query_row([&id], |r| r.get(0))
-                    .ok();
-                let Some(letter) = letter.and_then(|t| serde_json::from_str::<DeadLetter>(&t).ok())
-                else {
-                    return Ok(false);
-                };
-                conn.prepare_cached(
-                    "INSERT INTO celeriac_messages (queue, priority, visible_at, payload) \
-                     VALUES (?1, 0, ?2, ?3)",
-                )?
-                .execute(rusqlite::params![
-                    letter.queue,
-                    now_secs(),
-                    letter.payload_bytes()
-                ])?;
-                conn.prepare_cached("DELETE FROM celeriac_dead_letters WHERE id = ?1")?
-                    .execute([&id])?;
-                Ok(true)
-            })
-            .await
-            .map_err(|e| Error::broker("requeueing a SQLite dead letter", e))?;
+        let found = dead_letters::requeue(&self.db, id).await?;
         self.arrived.notify_waiters();
         Ok(found)
     }
 
     async fn purge_dead_letters(&self) -> Result<u64> {
-        self.db
-            .write(|conn| conn.execute("DELETE FROM celeriac_dead_letters", []))
-            .await
-            .map(|n| n as u64)
-            .map_err(|e| Error::broker("purging SQLite dead letters", e))
+        dead_letters::purge(&self.db).await
     }
 
     async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
@@ -360,8 +375,8 @@ impl SqliteBroker {
         self.db
             .write(move |conn| {
                 let sql = if release {
-                    "UPDATE celeriac_messages SET visible_at = ?3, tag = NULL, reserved = 0 \
-                     WHERE id = ?1 AND tag = ?2"
+                    "UPDATE celeriac_messages SET visible_at = ?3, tag = NULL, reserved = 0, \
+                     consumer = NULL WHERE id = ?1 AND tag = ?2"
                 } else {
                     "UPDATE celeriac_messages SET visible_at = ?3 WHERE id = ?1 AND tag = ?2"
                 };
