@@ -10,14 +10,11 @@
 //! 2. Tasks for tests and benchmarks, mirroring `tests/python/pytasks.py`
 //!    where the names overlap: `tasks.noop()`, `tasks.echo(x)`,
 //!    `tasks.fail(msg)`, `tasks.panic()`, `tasks.sleep(s)`.
-//! 3. Test-only tasks that leave a trace outside the result backend, so a test
-//!    can tell whether a task ran twice: `tasks.record(path, value)` and
-//!    `tasks.slow_record(path, value, seconds)` append one line per execution
-//!    to the file at `path`.
 //!
-//! [`shipped_tasks`] registers them all on an [`AppBuilder`].
+//! [`shipped_tasks`] registers them all on an [`AppBuilder`]. None of them
+//! touches the file system; the test tasks that do (`tasks.record`) live in
+//! [`crate::test_tasks`] and are registered only on request.
 
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -44,8 +41,6 @@ pub(crate) fn shipped_tasks(builder: AppBuilder) -> AppBuilder {
         .task(fail)
         .task(panic)
         .task(sleep)
-        .task(record)
-        .task(slow_record)
 }
 
 /// Set how long `tasks.wait_and_return` sleeps in this process (the demo's
@@ -198,45 +193,6 @@ pub(crate) async fn sleep(s: Number) -> Result<Number, TaskError> {
     Ok(s)
 }
 
-/// Test-only: append `<task id>\t<value as JSON>` to the file at `path` and
-/// return `value`. One line per execution, so a test sees double runs.
-#[task(name = "tasks.record", bind)]
-pub(crate) fn record(ctx: &Context, path: String, value: Value) -> Result<Value, TaskError> {
-    append_line(&path, &format!("{}\t{value}\n", ctx.task_id()))?;
-    Ok(value)
-}
-
-/// Test-only: sleep `seconds` (holding a blocking-pool thread, as CPU-bound
-/// work would), then do what `tasks.record` does.
-#[task(name = "tasks.slow_record", bind)]
-pub(crate) fn slow_record(
-    ctx: &Context,
-    path: String,
-    value: Value,
-    seconds: f64,
-) -> Result<Value, TaskError> {
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(TaskError::new(
-            "ValueError",
-            format!("cannot sleep {seconds} seconds"),
-        ));
-    }
-    std::thread::sleep(Duration::from_secs_f64(seconds));
-    append_line(&path, &format!("{}\t{value}\n", ctx.task_id()))?;
-    Ok(value)
-}
-
-/// One `write` on a file opened for appending: concurrent writers (several
-/// worker processes) never interleave within a line this short.
-fn append_line(path: &str, line: &str) -> Result<(), TaskError> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    file.write_all(line.as_bytes())?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,20 +225,6 @@ mod tests {
             sum_to_n_job::run(&ctx, 2_000_001)?,
             2_000_001 * 2_000_002 / 2
         );
-        Ok(())
-    }
-
-    #[test]
-    fn record_appends_one_line_per_run() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let path = dir.path().join("runs.txt").to_string_lossy().into_owned();
-        let ctx = Context::detached("id-1", "tasks.record");
-        assert_eq!(
-            record::run(&ctx, path.clone(), json!(7)).map_err(|e| e.to_string())?,
-            json!(7)
-        );
-        record::run(&ctx, path.clone(), json!("x")).map_err(|e| e.to_string())?;
-        assert_eq!(std::fs::read_to_string(&path)?, "id-1\t7\nid-1\t\"x\"\n");
         Ok(())
     }
 }

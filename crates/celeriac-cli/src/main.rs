@@ -9,6 +9,7 @@ mod example_tasks;
 mod exit;
 mod inprocess;
 mod logging;
+mod test_tasks;
 
 use clap::{Parser, Subcommand};
 

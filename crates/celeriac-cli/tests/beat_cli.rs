@@ -381,7 +381,7 @@ fn worker_dash_b_runs_the_beat_in_the_worker() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let schedule = schedule.display().to_string();
-    let mut worker = env.worker("embedded", &["-B", "--schedule", &schedule, "-c", "2"]);
+    let mut worker = env.test_worker("embedded", &["-B", "--schedule", &schedule, "-c", "2"]);
     eventually("3 scheduled runs executed", Duration::from_secs(20), || {
         support::recorded(&record).len() >= 3
     });

@@ -26,7 +26,7 @@ async fn tasks_of_a_killed_worker_complete_elsewhere_after_the_visibility_timeou
         "--prefetch",
         "4",
     ];
-    let mut a = env.worker("a@test", &late);
+    let mut a = env.test_worker("a@test", &late);
     let app = env.app().await;
 
     // Four slow tasks: two run on A, two wait in its prefetch.
@@ -55,7 +55,7 @@ async fn tasks_of_a_killed_worker_complete_elsewhere_after_the_visibility_timeou
         );
     }
 
-    let _b = env.worker("b@test", &late);
+    let _b = env.test_worker("b@test", &late);
     for (i, id) in ids.iter().enumerate() {
         let result = app.async_result(id.clone());
         let value: Value = result.get(Duration::from_secs(20)).await.expect("result");

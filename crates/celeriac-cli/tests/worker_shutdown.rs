@@ -17,7 +17,7 @@ async fn sigterm_during_a_batch_loses_nothing() {
     let env = Env::new();
     let runs = env.path("runs.txt");
     let runs_arg = runs.to_string_lossy().into_owned();
-    let mut a = env.worker("a@test", &["-c", "4", "--prefetch", "16"]);
+    let mut a = env.test_worker("a@test", &["-c", "4", "--prefetch", "16"]);
     let app = env.app().await;
 
     let total = 100;
@@ -47,7 +47,7 @@ async fn sigterm_during_a_batch_loses_nothing() {
         a.log_text()
     );
 
-    let _b = env.worker("b@test", &["-c", "8"]);
+    let _b = env.test_worker("b@test", &["-c", "8"]);
     for (i, id) in ids.iter().enumerate() {
         let value: Value = app
             .async_result(id.clone())
@@ -117,7 +117,7 @@ async fn a_second_signal_exits_now_and_loses_nothing_acks_late() {
     let env = Env::new();
     let runs = env.path("runs.txt");
     let runs_arg = runs.to_string_lossy().into_owned();
-    let mut a = env.worker(
+    let mut a = env.test_worker(
         "a@test",
         &[
             "-c",
@@ -163,7 +163,7 @@ async fn a_second_signal_exits_now_and_loses_nothing_acks_late() {
         "the 30 s task cannot have finished"
     );
 
-    let _b = env.worker("b@test", &["-c", "1", "--visibility-timeout", "1"]);
+    let _b = env.test_worker("b@test", &["-c", "1", "--visibility-timeout", "1"]);
     let value: Value = long
         .get(Duration::from_secs(60))
         .await

@@ -18,8 +18,8 @@ async fn two_workers_run_ten_thousand_tasks_once_each() {
     let env = Env::new();
     let runs = env.path("runs.txt");
     let runs_arg = runs.to_string_lossy().into_owned();
-    let _a = env.worker("a@test", &["-c", "16"]);
-    let _b = env.worker("b@test", &["-c", "16"]);
+    let _a = env.test_worker("a@test", &["-c", "16"]);
+    let _b = env.test_worker("b@test", &["-c", "16"]);
     let app = env.app().await;
 
     let mut ids = Vec::with_capacity(TASKS);

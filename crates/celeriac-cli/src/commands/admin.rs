@@ -5,9 +5,12 @@
 //!    workers through Celery's pidbox.
 //! 2. `celeriac dlq list|show|requeue|purge`: the messages workers set aside
 //!    (malformed, unknown task, bad arguments, over the size limit), with
-//!    the reason and the original bytes.
+//!    the reason and the original bytes. `list` escapes control characters
+//!    in what it prints ([`celeriac::printable`]); `--json` and `show` print
+//!    JSON.
 
 use anyhow::{bail, Context as _};
+use celeriac::printable;
 
 use crate::config::{Config, ConnectionArgs};
 
@@ -93,9 +96,14 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
                 if json {
                     println!("{}", letter.to_json());
                 } else {
+                    // Ids, queues and reasons come from the messages:
+                    // escaped, so a name cannot drive the terminal.
                     println!(
                         "{}  {:<16} {}  {}",
-                        letter.id, letter.queue, letter.at, letter.reason
+                        printable(&letter.id),
+                        printable(&letter.queue).to_string(),
+                        printable(&letter.at),
+                        printable(&letter.reason)
                     );
                 }
             }

@@ -8,14 +8,15 @@
 //!    `stats` are answered from worker heartbeats instead (every live worker
 //!    sends one every 2 s), waiting at least 3 s. The other methods say
 //!    they need a Redis broker.
-//! 3. Output reads like `celery inspect` (`->  node: OK` and the reply), or
+//! 3. Output reads like `celery inspect` (`->  node: OK` and the reply, with
+//!    control characters in names escaped by [`celeriac::printable`]), or
 //!    `{node: reply}` JSON with `--json`. No reply at all is an error (exit 2).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use celeriac::App;
+use celeriac::{printable, App};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -194,7 +195,8 @@ fn print_human(replies: &BTreeMap<String, Value>) {
     for (node, reply) in replies {
         let error = reply.get("error").and_then(Value::as_str);
         println!(
-            "->  {node}: {}",
+            "->  {}: {}",
+            printable(node),
             if error.is_some() { "ERROR" } else { "OK" }
         );
         let body = match reply {
@@ -210,7 +212,7 @@ fn print_human(replies: &BTreeMap<String, Value>) {
             other => serde_json::to_string_pretty(other).unwrap_or_default(),
         };
         for line in body.lines() {
-            println!("        {line}");
+            println!("        {}", printable(line));
         }
     }
     let n = replies.len();
@@ -218,9 +220,11 @@ fn print_human(replies: &BTreeMap<String, Value>) {
     println!("{n} node{} online.", if n == 1 { "" } else { "s" });
 }
 
+/// A reply's value as one line: strings (task names, from the workers)
+/// with their control characters escaped.
 fn value_text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).to_string(),
         other => other.to_string(),
     }
 }

@@ -1,4 +1,6 @@
-//! `celeriac worker`: run the shipped tasks until SIGINT or SIGTERM.
+//! `celeriac worker`: run the shipped tasks until SIGINT or SIGTERM
+//! (and, with `--with-test-tasks DIR`, the test-only tasks of
+//! [`crate::test_tasks`]).
 //!
 //! The library does the work ([`celeriac::Worker`]); this file only turns the
 //! validated [`WorkerConfig`] into an app and passes the signal future as the
@@ -12,6 +14,7 @@ use celeriac::Worker;
 
 use crate::config::{ConnectionArgs, WorkerArgs, WorkerConfig};
 use crate::example_tasks::shipped_tasks;
+use crate::test_tasks::TestTasksDir;
 
 /// Arguments of `celeriac worker`.
 #[derive(Debug, clap::Args)]
@@ -31,17 +34,43 @@ pub(crate) struct Args {
     /// tasks.substring_matches_by_platform, tasks.count_top_named_entities)
     #[arg(long, value_name = "FILE", env = posts::tasks::POSTS_DB_ENV, default_value = posts::tasks::DEFAULT_POSTS_DB)]
     pub(crate) posts_db: std::path::PathBuf,
+    /// TEST ONLY, never in production: also run `tasks.record` and
+    /// `tasks.slow_record`, which append a line to a file the caller names,
+    /// limited to files directly inside DIR
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = crate::test_tasks::TEST_TASKS_ENV,
+        hide_env_values = true
+    )]
+    pub(crate) with_test_tasks: Option<std::path::PathBuf>,
 }
 
 /// Run a worker until SIGINT/SIGTERM.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let cfg = WorkerConfig::from_args(&args.connection, &args.worker)?;
     let posts = posts::tasks::PostsConfig::new(&args.posts_db);
+    let test_tasks = match &args.with_test_tasks {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(TestTasksDir::open(dir)?),
+        _ => None,
+    };
     let app = cfg
         .config
-        .connect(|b| posts::tasks::register(shipped_tasks(b), &posts))
+        .connect(|b| {
+            let b = posts::tasks::register(shipped_tasks(b), &posts);
+            match &test_tasks {
+                Some(dir) => crate::test_tasks::register(b, dir),
+                None => b,
+            }
+        })
         .await?;
     crate::logging::log_panics();
+    if let Some(dir) = &test_tasks {
+        tracing::warn!(
+            dir = %dir.path().display(),
+            "test-only tasks registered (tasks.record, tasks.slow_record): they write files in this directory"
+        );
+    }
     tracing::info!(
         broker = %cfg.config.broker_display(),
         backend = %cfg.config.backend_display(),

@@ -3,7 +3,9 @@
 //! 1. [`Env`]: a temp directory with its own SQLite file, and commands for
 //!    the binary pointed at it (environment cleaned of the caller's
 //!    `CELERIAC_*` settings).
-//! 2. [`WorkerProcess`]: a `celeriac worker` child whose log goes to a file;
+//! 2. [`WorkerProcess`]: a `celeriac worker` child whose log goes to a file
+//!    ([`Env::test_worker`]: with the test-only tasks, writing in the env's
+//!    directory);
 //!    SIGTERM, SIGKILL, wait with a deadline; killed on drop, and its log
 //!    printed if the test is failing.
 //! 3. [`eventually`]: poll a condition until a deadline (tests never sleep
@@ -57,6 +59,7 @@ impl Env {
             .env_remove("CELERIAC_CONFIG")
             .env_remove("CELERIAC_CONCURRENCY")
             .env_remove("CELERIAC_VISIBILITY_TIMEOUT")
+            .env_remove("CELERIAC_TEST_TASKS_DIR")
             .env_remove("RUST_LOG")
             .current_dir(self.dir.path());
         cmd
@@ -95,6 +98,15 @@ impl Env {
             || worker.log_text().contains("worker ready"),
         );
         worker
+    }
+
+    /// As [`Env::worker`], with the test-only tasks (`tasks.record`,
+    /// `tasks.slow_record`) allowed to write in this env's directory.
+    pub fn test_worker(&self, name: &str, args: &[&str]) -> WorkerProcess {
+        let dir = self.dir.path().display().to_string();
+        let mut all = vec!["--with-test-tasks", dir.as_str()];
+        all.extend_from_slice(args);
+        self.worker(name, &all)
     }
 
     /// A producer (and result reader) on this env's file.
