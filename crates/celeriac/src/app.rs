@@ -15,7 +15,7 @@ use crate::broker::{Broker, OutgoingMessage};
 use crate::connect::{backend_from_url, broker_from_url};
 use crate::events::{events_from_url, EventBus, MemoryEvents};
 use crate::options::SendOptions;
-use crate::protocol::{time, Embed, TaskHeaders, TaskMessage};
+use crate::protocol::{time, TaskHeaders, TaskMessage};
 use crate::result::AsyncResult;
 use crate::task::Task;
 use crate::{Error, Result};
@@ -353,7 +353,13 @@ impl App {
         headers.kwargsrepr = Some(python_repr(&Value::Object(kwargs.clone())));
         if let Some(parent) = &options.parent_id {
             headers.parent_id = Some(parent.clone());
-            headers.root_id = options.root_id.clone();
+        }
+        if let Some(root) = &options.root_id {
+            headers.root_id = Some(root.clone());
+        }
+        if let Some((group, index)) = &options.group {
+            headers.group = Some(group.clone());
+            headers.group_index = *index;
         }
         if let Some(late) = t.acks_late {
             headers.extra.insert(ACKS_LATE_HEADER.into(), late.into());
@@ -365,7 +371,7 @@ impl App {
             headers,
             args,
             kwargs,
-            embed: Embed::default(),
+            embed: options.embed,
         };
         let queue = t
             .queue

@@ -59,6 +59,10 @@ pub enum Error {
         /// The remote traceback text, when one was stored.
         traceback: Option<String>,
     },
+    /// A signature (chain, group, chord, callback) could not be read or
+    /// honoured.
+    #[error(transparent)]
+    Canvas(Box<crate::canvas::CanvasError>),
     /// The task was revoked (or expired) before it ran.
     #[error("task {task_id} was revoked")]
     TaskRevoked {

@@ -65,6 +65,7 @@ mod app;
 pub mod backend;
 pub mod beat;
 pub mod broker;
+pub mod canvas;
 mod connect;
 #[cfg(feature = "redis")]
 pub mod control;
@@ -83,6 +84,7 @@ pub mod task;
 pub mod worker;
 
 pub use app::{App, AppBuilder, AppConfig, DEFAULT_URL};
+pub use canvas::Signature;
 #[cfg(feature = "macros")]
 pub use celeriac_macros::task;
 pub use connect::{backend_from_url, broker_from_url, redact};
@@ -90,7 +92,7 @@ pub use error::{BoxError, Error, Result};
 pub use options::SendOptions;
 pub use printable::printable;
 pub use protocol::TaskState;
-pub use result::AsyncResult;
+pub use result::{AsyncResult, GroupResult};
 pub use task::{Context, Task, TaskError, TaskOptions};
 pub use worker::{Worker, WorkerOptions};
 

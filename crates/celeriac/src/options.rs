@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::canvas::Signature;
+use crate::protocol::Embed;
 use crate::task::TaskOptions;
 
 /// Options for one call; unset fields fall back to the task's defaults.
@@ -26,6 +28,11 @@ pub struct SendOptions {
     pub(crate) parent_id: Option<String>,
     pub(crate) root_id: Option<String>,
     pub(crate) task: TaskOptions,
+    /// Workflow links carried in the message body (callbacks, errbacks,
+    /// the rest of a chain, a chord body).
+    pub(crate) embed: Embed,
+    /// The group this call belongs to, and its position in it.
+    pub(crate) group: Option<(String, Option<i64>)>,
 }
 
 impl SendOptions {
@@ -122,6 +129,20 @@ impl SendOptions {
         self
     }
 
+    /// Call `callback` with the result when the task succeeds (Celery's
+    /// `link`); several calls add several callbacks.
+    pub fn link(mut self, callback: Signature) -> Self {
+        push_signature(&mut self.embed.callbacks, callback);
+        self
+    }
+
+    /// Call `errback` when the task fails (Celery's `link_error`): with the
+    /// failed task's id as its only argument unless it is immutable.
+    pub fn link_error(mut self, errback: Signature) -> Self {
+        push_signature(&mut self.embed.errbacks, errback);
+        self
+    }
+
     /// Fill unset options from a task's defaults.
     pub fn with_defaults(mut self, defaults: &TaskOptions) -> Self {
         let t = &mut self.task;
@@ -141,5 +162,14 @@ impl SendOptions {
             t.autoretry_for = defaults.autoretry_for.clone();
         }
         self
+    }
+}
+
+/// Append `sig` to an embed list (absent = empty).
+fn push_signature(list: &mut Option<serde_json::Value>, sig: Signature) {
+    let value = sig.to_value();
+    match list {
+        Some(serde_json::Value::Array(items)) => items.push(value),
+        _ => *list = Some(serde_json::Value::Array(vec![value])),
     }
 }

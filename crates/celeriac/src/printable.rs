@@ -127,7 +127,8 @@ mod tests {
     #[test]
     fn the_writer_escapes_what_passes_through_it() {
         let mut out = EscapeWriter(String::new());
-        write!(out, "task {} done\n", "evil\u{1b}[1A").expect("write to a String");
+        let name = "evil\u{1b}[1A";
+        writeln!(out, "task {name} done").expect("write to a String");
         assert_eq!(out.0, "task evil\\u{1b}[1A done\\n");
     }
 }

@@ -125,6 +125,12 @@ impl Keys {
         format!("{}celery-task-meta-{task_id}", self.prefix)
     }
 
+    /// A group's key (`celery-taskset-meta-<id>`); a chord's counters are
+    /// this plus `.j`, `.t`, `.s`, `.d`, `.c`, as Celery names them.
+    pub(crate) fn group(&self, group_id: &str) -> String {
+        format!("{}celery-taskset-meta-{group_id}", self.prefix)
+    }
+
     /// An explicit key set by a task.
     pub(crate) fn value(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)

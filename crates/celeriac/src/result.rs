@@ -138,3 +138,114 @@ impl Error {
         }
     }
 }
+
+impl<T: DeserializeOwned> AsyncResult<T> {
+    /// The tasks this one sent when it finished (callbacks, the next link
+    /// of a chain), read from the stored result's `children`; empty while
+    /// it has not finished.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn children(&self) -> Result<Vec<AsyncResult<Value>>> {
+        let Some(meta) = self.backend.fetch(&self.id).await? else {
+            return Ok(Vec::new());
+        };
+        let mut ids = Vec::new();
+        for child in &meta.children {
+            collect_ids(child, &mut ids);
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| AsyncResult::new(id, Arc::clone(&self.backend)))
+            .collect())
+    }
+}
+
+/// The task ids in one of Celery's result tuples: `[[id, parent], null]`
+/// for a task, `[[group_id, parent], [members…]]` for a group (its members'
+/// ids).
+fn collect_ids(tuple: &Value, ids: &mut Vec<String>) {
+    let Some([head, members]) = tuple
+        .as_array()
+        .and_then(|t| <&[Value; 2]>::try_from(t.as_slice()).ok())
+    else {
+        return;
+    };
+    match members {
+        Value::Array(members) => members.iter().for_each(|m| collect_ids(m, ids)),
+        _ => {
+            if let Some(id) = head.get(0).and_then(Value::as_str) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+}
+
+/// The results of a group's members, in order (Celery's `GroupResult`).
+#[derive(Clone, Debug)]
+pub struct GroupResult {
+    id: String,
+    results: Vec<AsyncResult<Value>>,
+}
+
+impl GroupResult {
+    pub(crate) fn new(id: String, results: Vec<AsyncResult<Value>>) -> Self {
+        GroupResult { id, results }
+    }
+
+    /// The group id (every member's `group` header).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The members' results, in the group's order.
+    pub fn results(&self) -> &[AsyncResult<Value>] {
+        &self.results
+    }
+
+    /// How many members have succeeded (Celery's `completed_count`).
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn completed_count(&self) -> Result<usize> {
+        let mut done = 0;
+        for result in &self.results {
+            if result.state().await? == TaskState::Success {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Whether every member has finished.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached.
+    pub async fn ready(&self) -> Result<bool> {
+        for result in &self.results {
+            if !result.ready().await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Wait for every member, up to `timeout` in all, and return their
+    /// values in order (Celery's `join`/`get`).
+    ///
+    /// # Errors
+    /// The first failed member's [`Error::TaskFailed`] (in group order),
+    /// [`Error::Timeout`], or a backend error.
+    pub async fn join(&self, timeout: Duration) -> Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut values = Vec::with_capacity(self.results.len());
+        for result in &self.results {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            values.push(result.get(left).await.map_err(|e| match e {
+                Error::Timeout(_) => Error::Timeout(timeout),
+                other => other,
+            })?);
+        }
+        Ok(values)
+    }
+}

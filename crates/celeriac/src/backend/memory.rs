@@ -1,6 +1,6 @@
 //! `memory://`: an in-process result backend for tests and single-process use.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::ResultBackend;
+use super::{ChordPart, ChordPartResult, ChordProgress, ResultBackend};
 use crate::protocol::{ResultMeta, TaskState};
 use crate::Result;
 
@@ -17,7 +17,18 @@ use crate::Result;
 pub struct MemoryBackend {
     results: Mutex<HashMap<String, (ResultMeta, Instant)>>,
     values: Mutex<HashMap<String, (String, Option<Instant>)>>,
+    chords: Mutex<HashMap<String, ChordCount>>,
     stored: Notify,
+}
+
+/// One chord's counters: its size, the parts counted (ordered by header
+/// index, then arrival), which were seen, and whether it completed.
+#[derive(Default)]
+struct ChordCount {
+    size: Option<u64>,
+    parts: BTreeMap<(i64, usize), ChordPartResult>,
+    seen: HashSet<String>,
+    done: bool,
 }
 
 impl MemoryBackend {
@@ -91,5 +102,56 @@ impl ResultBackend for MemoryBackend {
 
     async fn delete_value(&self, key: &str) -> Result<bool> {
         Ok(lock(&self.values).remove(key).is_some())
+    }
+
+    async fn set_chord_size(&self, group_id: &str, size: u64) -> Result<()> {
+        lock(&self.chords).insert(
+            group_id.to_owned(),
+            ChordCount {
+                size: Some(size),
+                ..ChordCount::default()
+            },
+        );
+        Ok(())
+    }
+
+    async fn chord_part_return(
+        &self,
+        part: &ChordPart<'_>,
+        _expires: Duration,
+    ) -> Result<ChordProgress> {
+        let mut chords = lock(&self.chords);
+        let count = chords.entry(part.group_id.to_owned()).or_default();
+        if count.done {
+            return Ok(ChordProgress::Done);
+        }
+        let index = part.index.unwrap_or(i64::MAX);
+        if count.seen.insert(format!("{}:{index}", part.task_id)) {
+            let arrival = count.parts.len();
+            count.parts.insert(
+                (index, arrival),
+                ChordPartResult {
+                    task_id: part.task_id.to_owned(),
+                    state: part.state.clone(),
+                    result: part.result.clone(),
+                },
+            );
+        }
+        if count.size != Some(count.parts.len() as u64) {
+            return Ok(ChordProgress::Waiting);
+        }
+        count.done = true;
+        Ok(ChordProgress::Complete {
+            results: count.parts.values().cloned().collect(),
+            claim: part.group_id.to_owned(),
+        })
+    }
+
+    async fn chord_done(&self, group_id: &str, _claim: &str) -> Result<()> {
+        if let Some(count) = lock(&self.chords).get_mut(group_id) {
+            count.parts.clear();
+            count.seen.clear();
+        }
+        Ok(())
     }
 }

@@ -11,6 +11,9 @@
 //!    restarting) it falls back to reading every 100 ms until the deadline.
 //! 3. Explicit keys are plain `SET`/`GET`/`DEL`, readable by any Redis
 //!    client on the serving path.
+//! 4. Chords are counted with Celery's keys and rules ([`chord`]).
+
+mod chord;
 
 use std::time::Duration;
 
@@ -21,7 +24,7 @@ use redis::{AsyncCommands, Script};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::ResultBackend;
+use super::{ChordPart, ChordProgress, ResultBackend};
 use crate::protocol::ResultMeta;
 use crate::redis_support::{connect, Keys};
 use crate::{Error, Result};
@@ -70,6 +73,8 @@ pub struct RedisBackend {
     conn: ConnectionManager,
     keys: Keys,
     stores: mpsc::UnboundedSender<StoreRequest>,
+    /// How long a chord's counters live (Celery: `result_expires`).
+    chord_expires: Duration,
 }
 
 fn backend_err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
@@ -91,6 +96,7 @@ impl RedisBackend {
             conn,
             keys: Keys::new(key_prefix),
             stores,
+            chord_expires: Duration::from_secs(24 * 3600),
         })
     }
 
@@ -260,5 +266,29 @@ impl ResultBackend for RedisBackend {
             .await
             .map_err(backend_err("deleting a key in Redis"))?;
         Ok(n > 0)
+    }
+
+    async fn set_chord_size(&self, group_id: &str, size: u64) -> Result<()> {
+        let expires = self.chord_expires.as_secs();
+        chord::set_size(
+            &mut self.conn.clone(),
+            &self.keys.group(group_id),
+            size,
+            expires,
+        )
+        .await
+    }
+
+    async fn chord_part_return(
+        &self,
+        part: &ChordPart<'_>,
+        expires: Duration,
+    ) -> Result<ChordProgress> {
+        let group_key = self.keys.group(part.group_id);
+        chord::part_return(&mut self.conn.clone(), &group_key, part, expires.as_secs()).await
+    }
+
+    async fn chord_done(&self, group_id: &str, claim: &str) -> Result<()> {
+        chord::done(&mut self.conn.clone(), &self.keys.group(group_id), claim).await
     }
 }

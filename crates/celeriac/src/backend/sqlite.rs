@@ -4,6 +4,9 @@
 //! broker. `wait` polls (2 ms doubling to 50 ms), which SPEC §4 allows for
 //! the embedded backend; stores made in this process wake waiters at once.
 //! Expired rows are swept now and then by the writer, never read.
+//! Chords are counted in two tables of their own ([`chord`]).
+
+mod chord;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +18,7 @@ use rusqlite::OptionalExtension;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::ResultBackend;
+use super::{ChordPart, ChordProgress, ResultBackend};
 use crate::error::Error;
 use crate::protocol::ResultMeta;
 use crate::sqlite_db::{now_secs, SqliteDb};
@@ -37,8 +40,14 @@ impl SqliteBackend {
     /// # Errors
     /// When the file cannot be opened or is not a SQLite database.
     pub fn open(path: &Path) -> Result<Self> {
+        let db = SqliteDb::open(path)?;
+        db.write_blocking(
+            |conn| conn.execute_batch(chord::SCHEMA),
+            Duration::from_secs(30),
+        )
+        .map_err(|e| Error::backend("creating the SQLite chord tables", e))?;
         Ok(SqliteBackend {
-            db: SqliteDb::open(path)?,
+            db,
             stored: Notify::new(),
             stores: AtomicU64::new(0),
         })
@@ -174,7 +183,46 @@ impl ResultBackend for SqliteBackend {
             .map(|n| n > 0)
             .map_err(|e| Error::backend("deleting a key in SQLite", e))
     }
+
+    async fn set_chord_size(&self, group_id: &str, size: u64) -> Result<()> {
+        let group_id = group_id.to_owned();
+        let expires = CHORD_EXPIRES_SECS;
+        self.db
+            .write(move |conn| chord::set_size(conn, &group_id, size, expires))
+            .await
+            .map_err(|e| Error::backend("recording a chord's size in SQLite", e))
+    }
+
+    async fn chord_part_return(
+        &self,
+        part: &ChordPart<'_>,
+        expires: Duration,
+    ) -> Result<ChordProgress> {
+        let owned = chord::OwnedPart {
+            group_id: part.group_id.to_owned(),
+            task_id: part.task_id.to_owned(),
+            index: part.index,
+            state: part.state.as_str().to_owned(),
+            result: serde_json::to_string(part.result).map_err(|e| Error::json("chord part", e))?,
+        };
+        let expires = expires.as_secs_f64();
+        self.db
+            .write(move |conn| chord::part_return(conn, &owned, expires))
+            .await
+            .map_err(|e| Error::backend("counting a chord part in SQLite", e))
+    }
+
+    async fn chord_done(&self, group_id: &str, _claim: &str) -> Result<()> {
+        let group_id = group_id.to_owned();
+        self.db
+            .write(move |conn| chord::done(conn, &group_id))
+            .await
+            .map_err(|e| Error::backend("cleaning up a chord in SQLite", e))
+    }
 }
+
+/// How long a chord's rows are kept after its size is recorded.
+const CHORD_EXPIRES_SECS: f64 = 24.0 * 3600.0;
 
 #[cfg(test)]
 mod tests {

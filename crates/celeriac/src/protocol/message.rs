@@ -99,6 +99,14 @@ pub struct Embed {
     pub chord: Option<Value>,
 }
 
+impl Embed {
+    /// Whether a success sends something: callbacks or a next chain step.
+    pub fn has_links(&self) -> bool {
+        let present = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        present(&self.callbacks) || present(&self.chain)
+    }
+}
+
 /// One task message: headers, positional and keyword arguments, links.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskMessage {

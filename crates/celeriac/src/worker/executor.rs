@@ -116,7 +116,12 @@ async fn admit(
         }
         return None;
     }
-    let Some(task) = shared.app.task(&headers.task) else {
+    let task = shared
+        .app
+        .task(&headers.task)
+        .cloned()
+        .or_else(|| crate::canvas::builtins::task(&shared.app, &headers.task));
+    let Some(task) = task else {
         let error = TaskError::new(
             "NotRegistered",
             format!(
@@ -135,7 +140,7 @@ async fn admit(
         refuse(shared, message, delivery, &error).await;
         return None;
     };
-    Some(Arc::clone(task))
+    Some(task)
 }
 
 /// Mark a task REVOKED (expired, revoked, or terminated while running).
@@ -267,12 +272,30 @@ async fn run(
                     .task("task-succeeded", &headers.id, fields)
                     .await;
             }
-            if !result_kept(message, &TaskState::Success) {
-                // Skip building a document that would not be stored.
-                settle_late(shared, delivery, acks_late).await;
-                return;
+            // Callbacks and the next chain step go out before the result is
+            // stored, as Celery does, so that `children` names them.
+            let sent = if message.embed.has_links() {
+                crate::canvas::after_success(&shared.app, message, Some(priority), &value).await
+            } else {
+                Ok(Vec::new())
+            };
+            match sent {
+                Err(err) => {
+                    let err = err.to_task_error();
+                    tracing::warn!(task = %headers.task, id = %headers.id, error = %err, "could not send the task's callbacks");
+                    failure_meta(&headers.id, &headers.task, &err)
+                }
+                Ok(_) if !result_kept(message, &TaskState::Success) => {
+                    // Skip building a document that would not be stored.
+                    settle_late(shared, delivery, acks_late).await;
+                    return;
+                }
+                Ok(sent) => {
+                    let mut meta = ResultMeta::new(&headers.id, TaskState::Success, value);
+                    meta.children = crate::canvas::children(&sent);
+                    meta
+                }
             }
-            ResultMeta::new(&headers.id, TaskState::Success, value)
         }
         Err(_) if shared.state.is_revoked(&headers.id) => {
             // Terminated by `revoke --terminate` while running.

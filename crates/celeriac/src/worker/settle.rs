@@ -72,6 +72,7 @@ pub(super) fn result_kept(message: &TaskMessage, status: &TaskState) -> bool {
 pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: ResultMeta) {
     let headers = &message.headers;
     if !result_kept(message, &meta.status) {
+        links_after_store(shared, message, &meta).await;
         return;
     }
     meta.name = Some(headers.task.clone());
@@ -83,7 +84,10 @@ pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: Resu
     let mut pause = Duration::from_millis(100);
     for attempt in 0..8 {
         match shared.app.backend().store(&meta, expires).await {
-            Ok(()) => return,
+            Ok(()) => {
+                links_after_store(shared, message, &meta).await;
+                return;
+            }
             Err(err) if attempt < 7 => {
                 tracing::warn!(error = %err, retry_in = ?pause, "could not store a result");
                 tokio::time::sleep(pause).await;
@@ -93,6 +97,24 @@ pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: Resu
                 tracing::error!(error = %err, id = %headers.id, "giving up storing a result")
             }
         }
+    }
+}
+
+/// What follows a stored final state (Celery's `mark_as_failure` and
+/// `on_chord_part_return`): the errbacks after FAILURE, then the chord
+/// count of a header part. A failure here is logged: the task's own
+/// outcome is already stored.
+async fn links_after_store(shared: &Shared, message: &TaskMessage, meta: &ResultMeta) {
+    if !meta.status.is_ready() {
+        return;
+    }
+    if meta.status == TaskState::Failure {
+        if let Err(err) = crate::canvas::after_failure(&shared.app, message).await {
+            tracing::error!(id = %message.headers.id, error = %err, "could not send the errbacks");
+        }
+    }
+    if let Err(err) = crate::canvas::chord_part_done(&shared.app, message, meta).await {
+        tracing::error!(id = %message.headers.id, error = %err, "could not count a chord part");
     }
 }
 
