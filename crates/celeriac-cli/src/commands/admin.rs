@@ -112,23 +112,36 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
             }
         }
         DlqAction::Show { id } => {
-            let letters = broker.dead_letters(usize::MAX).await?;
-            let Some(letter) = letters.into_iter().find(|l| l.id == id) else {
+            // The only command that reads a payload (capped when stored).
+            let Some((info, payload)) = broker.fetch_dead_letter(&id).await? else {
                 bail!("no dead letter with id {id:?} (see `celeriac dlq list`)");
             };
-            println!("{}", serde_json::to_string_pretty(&letter)?);
+            let mut shown = serde_json::to_value(info.with_payload(&payload))?;
+            if let Some(fields) = shown.as_object_mut() {
+                fields.insert("task".into(), serde_json::json!(info.task));
+                fields.insert("task_id".into(), serde_json::json!(info.task_id));
+                fields.insert("size".into(), serde_json::json!(info.size));
+                fields.insert("truncated".into(), serde_json::json!(info.truncated()));
+            }
+            println!("{}", serde_json::to_string_pretty(&shown)?);
         }
         DlqAction::Requeue { ids } => {
             let mut missing = Vec::new();
+            let mut refused = Vec::new();
             for id in &ids {
-                if broker.requeue_dead_letter(id).await? {
-                    println!("{id} requeued");
-                } else {
-                    missing.push(id.as_str());
+                match broker.requeue_dead_letter(id).await {
+                    Ok(true) => println!("{id} requeued"),
+                    Ok(false) => missing.push(id.as_str()),
+                    // A payload truncated when stored is not a message.
+                    Err(celeriac::Error::InvalidArgument(why)) => refused.push(why),
+                    Err(e) => return Err(e.into()),
                 }
             }
             if !missing.is_empty() {
-                bail!("no dead letter with id {}", missing.join(", "));
+                refused.push(format!("no dead letter with id {}", missing.join(", ")));
+            }
+            if !refused.is_empty() {
+                bail!("{}", refused.join("; "));
             }
         }
         DlqAction::Purge { yes } => {
