@@ -13,6 +13,11 @@ worker can run what a Rust client sends and the other way round:
                                 exc=ValueError("try again")); second run: returns
                                 the retry count (1)
     tasks.echo_kwargs(**kw)  -> kw
+    tasks.chord_sum(values, key)
+                             -> {"sum": sum(values), "values": values}; INCR key
+                                (how many times a chord body ran)
+    tasks.errback_mark(task_id, set_key)
+                             -> SADD set_key task_id (an old-style errback)
 
 Run a worker (from this directory, or with it on PYTHONPATH):
 
@@ -104,6 +109,18 @@ def sleep(s):
 def mark(set_key, id):
     _redis().sadd(set_key, id)
     return id
+
+
+@app.task(name="tasks.chord_sum")
+def chord_sum(values, key):
+    _redis().incr(key)
+    return {"sum": sum(values), "values": values}
+
+
+@app.task(name="tasks.errback_mark")
+def errback_mark(task_id, set_key):
+    _redis().sadd(set_key, task_id)
+    return task_id
 
 
 @app.task(name="tasks.retry_once", bind=True, max_retries=3)

@@ -104,6 +104,28 @@ async fn slow_mark(set_key: String, id: Value, seconds: f64) -> Result<Value, Ta
     mark::run(set_key, id).await
 }
 
+/// A chord body: `{"sum", "values"}` of the header's results, and `INCR
+/// key` so a test can count how many times the body ran.
+#[task(name = "tasks.chord_sum", max_retries = 100)]
+async fn chord_sum(values: Vec<i64>, key: String) -> Result<Value, TaskError> {
+    let url = std::env::var("CELERIAC_BROKER_URL")
+        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_BROKER_URL is not set"))?;
+    let mut conn = redis_conn(&url).await?;
+    redis::cmd("INCR")
+        .arg(&key)
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(retry_on_outage)?;
+    Ok(serde_json::json!({"sum": values.iter().sum::<i64>(), "values": values}))
+}
+
+/// An old-style errback: called with the failed task's id first, it marks
+/// that id in `set_key`.
+#[task(name = "tasks.errback_mark", max_retries = 100)]
+async fn errback_mark(task_id: String, set_key: String) -> Result<Value, TaskError> {
+    mark::run(set_key, Value::String(task_id)).await
+}
+
 /// `RPUSH key value`: records execution order.
 #[task(name = "tasks.record", max_retries = 100)]
 async fn record(key: String, value: Value) -> Result<Value, TaskError> {
@@ -198,6 +220,8 @@ async fn main() -> anyhow::Result<()> {
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
         .task(add)
         .task(echo)
+        .task(chord_sum)
+        .task(errback_mark)
         .task(fail)
         .task(sleep)
         .task(mark)

@@ -11,7 +11,6 @@ mod support;
 
 mod procs;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,50 +20,10 @@ use redis::Commands;
 use serde_json::{json, Map, Value};
 use support::{wait_until, RedisServer};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("CELERIAC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
-}
+use procs::{python, python_worker, repo_root};
 
 fn rust_worker(url: &str, extra: &[&str]) -> Proc {
     procs::rust_worker(url, extra, true)
-}
-
-fn python_worker(url: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(python());
-    cmd.args([
-        "-m",
-        "celery",
-        "-A",
-        "pytasks",
-        "worker",
-        "-l",
-        "WARNING",
-        "-n",
-        "py@interop",
-    ])
-    .args([
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ])
-    .args(extra)
-    .current_dir(repo_root().join("tests/python"))
-    .env("CELERIAC_TEST_REDIS_URL", url)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Proc(
-        cmd.spawn()
-            .expect("start the Python Celery worker (is celery installed?)"),
-    )
 }
 
 fn python_client(url: &str, args: &[&str]) -> Value {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// A child process killed on drop.
@@ -37,4 +38,47 @@ pub fn rust_worker(url: &str, extra: &[&str], show_logs: bool) -> Proc {
         .spawn()
         .expect("start the Celeriac worker");
     Proc(child)
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv's Python (`CELERIAC_TEST_PYTHON`, else `.venv/bin/python`).
+pub fn python() -> PathBuf {
+    std::env::var_os("CELERIAC_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+/// Start a Python Celery worker of `tests/python/pytasks.py` (`-n
+/// py@interop`, no gossip/mingle/heartbeat) with `env` and `extra` worker
+/// arguments.
+pub fn python_worker(url: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "celery", "-A", "pytasks", "worker", "-l", "WARNING"])
+        .args([
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ])
+        .args(extra)
+        .current_dir(repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if !extra
+        .iter()
+        .any(|a| *a == "-n" || a.starts_with("--hostname"))
+    {
+        cmd.args(["-n", "py@interop"]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(
+        cmd.spawn()
+            .expect("start the Python Celery worker (is celery installed?)"),
+    )
 }
