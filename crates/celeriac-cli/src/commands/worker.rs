@@ -86,8 +86,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         );
         // A second signal exits at once. Nothing acks_late is lost: those
         // messages are unacknowledged, and the broker gives them back
-        // (Redis: within seconds, as this worker's liveness key expires;
-        // SQLite: after the visibility timeout).
+        // within seconds, as this worker's liveness expires (Redis key,
+        // SQLite row).
         tokio::spawn(async {
             celeriac::shutdown::terminate_signal().await;
             tracing::warn!(
