@@ -275,6 +275,46 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #(#fn_attrs)*
             #vis #run_sig #block
 
+            /// A signature of this call (Celery's `.s()`): send it later with
+            /// `App::apply_signature`, pass it to `link`, or combine it into a
+            /// chain, group or chord.
+            ///
+            /// # Errors
+            /// When an argument cannot be encoded as JSON.
+            #vis fn s(#(#names: #types),*) -> ::celeriac::Result<::celeriac::Signature> {
+                let args = ::std::vec![#(
+                    ::celeriac::__private::serde_json::to_value(&#names).map_err(|e| {
+                        ::celeriac::Error::InvalidArgument(::std::format!(
+                            "{}: argument '{}' cannot be encoded: {}", #task_name, #name_strs, e
+                        ))
+                    })?
+                ),*];
+                ::std::result::Result::Ok(::celeriac::Signature::new(
+                    #task_name,
+                    args,
+                    ::celeriac::__private::serde_json::Map::new(),
+                ))
+            }
+
+            /// Like [`Self::s`], ignoring a parent's result (Celery's `.si()`).
+            ///
+            /// # Errors
+            /// When an argument cannot be encoded as JSON.
+            #vis fn si(#(#names: #types),*) -> ::celeriac::Result<::celeriac::Signature> {
+                ::std::result::Result::Ok(Self::s(#(#names),*)?.immutable())
+            }
+
+            /// A signature with no arguments yet, for a step whose first
+            /// arguments come from its parent (a chain's next link, a chord's
+            /// body, a callback): add the rest with `Signature::arg`.
+            #vis fn sig() -> ::celeriac::Signature {
+                ::celeriac::Signature::new(
+                    #task_name,
+                    ::std::vec::Vec::new(),
+                    ::celeriac::__private::serde_json::Map::new(),
+                )
+            }
+
             /// Send this task with default options.
             ///
             /// # Errors

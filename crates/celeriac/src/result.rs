@@ -182,15 +182,86 @@ fn collect_ids(tuple: &Value, ids: &mut Vec<String>) {
 }
 
 /// The results of a group's members, in order (Celery's `GroupResult`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GroupResult {
     id: String,
     results: Vec<AsyncResult<Value>>,
+    backend: Arc<dyn ResultBackend>,
+}
+
+/// Where Celery saves a group: `celery-taskset-meta-<id>`.
+fn group_key(group_id: &str) -> String {
+    format!("celery-taskset-meta-{group_id}")
+}
+
+impl std::fmt::Debug for GroupResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupResult")
+            .field("id", &self.id)
+            .field("results", &self.results)
+            .finish()
+    }
 }
 
 impl GroupResult {
-    pub(crate) fn new(id: String, results: Vec<AsyncResult<Value>>) -> Self {
-        GroupResult { id, results }
+    pub(crate) fn new(
+        id: String,
+        results: Vec<AsyncResult<Value>>,
+        backend: Arc<dyn ResultBackend>,
+    ) -> Self {
+        GroupResult {
+            id,
+            results,
+            backend,
+        }
+    }
+
+    /// Save the group's membership in the result backend for `expires`,
+    /// where Celery's `GroupResult.save()` does (`celery-taskset-meta-<id>`
+    /// = `{"result": [[id, null], [[[member, null], null], …]]}`), so
+    /// [`GroupResult::restore`] and Python's `GroupResult.restore(id)` find
+    /// it.
+    ///
+    /// # Errors
+    /// When the backend cannot be written.
+    pub async fn save(&self, expires: Duration) -> Result<()> {
+        let members: Vec<Value> = self
+            .results
+            .iter()
+            .map(|r| serde_json::json!([[r.id(), null], null]))
+            .collect();
+        let document = serde_json::json!({"result": [[self.id, null], members]});
+        self.backend
+            .set_value(&group_key(&self.id), &document.to_string(), Some(expires))
+            .await
+    }
+
+    /// The group saved under `group_id` (by [`GroupResult::save`] or by
+    /// Python's `GroupResult.save()`), or `None`.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached or the saved document is not a
+    /// group.
+    pub async fn restore(
+        backend: Arc<dyn ResultBackend>,
+        group_id: &str,
+    ) -> Result<Option<GroupResult>> {
+        let Some(text) = backend.get_value(&group_key(group_id)).await? else {
+            return Ok(None);
+        };
+        let document: Value =
+            serde_json::from_str(&text).map_err(|e| Error::json("saved group", e))?;
+        let mut ids = Vec::new();
+        collect_ids(&document["result"], &mut ids);
+        let results = ids
+            .into_iter()
+            .map(|id| AsyncResult::new(id, Arc::clone(&backend)))
+            .collect();
+        Ok(Some(GroupResult::new(
+            group_id.to_owned(),
+            results,
+            backend,
+        )))
     }
 
     /// The group id (every member's `group` header).

@@ -117,20 +117,13 @@ async fn wait_for(condition: impl Fn() -> bool) {
 
 async fn every_primitive(w: &Running, tag: &str) -> Result<(), Error> {
     let app = &w.app;
-    // chain(add(2, 2), add(4), add(8)) = 16, and the first names the second.
-    let chain = Signature::chain(vec![
-        sig("tasks.add", json!([2, 2])),
-        sig("tasks.add", json!([4])),
-        sig("tasks.add", json!([8])),
-    ]);
+    // chain(add(2, 2), add(4), add(8)) = 16, with the typed signatures.
+    let chain = celeriac::chain![add::s(2, 2)?, add::sig().arg(4), add::sig().arg(8)];
     let sent = app.apply_signature(&chain).await?;
     assert_eq!(app.async_result(sent.id()).get(WAIT).await?, json!(16));
 
     // An immutable step ignores its parent's result.
-    let chain = Signature::chain(vec![
-        sig("tasks.add", json!([1, 1])),
-        sig("tasks.add", json!([10, 10])).immutable(),
-    ]);
+    let chain = Signature::chain(vec![add::s(1, 1)?, add::si(10, 10)?]);
     let sent = app.apply_signature(&chain).await?;
     assert_eq!(app.async_result(sent.id()).get(WAIT).await?, json!(20));
 
@@ -142,6 +135,20 @@ async fn every_primitive(w: &Running, tag: &str) -> Result<(), Error> {
     let values = group.join(WAIT).await?;
     assert_eq!(values, (0..20).map(|i| json!(2 * i)).collect::<Vec<_>>());
     assert_eq!(group.completed_count().await?, 20);
+    // Saved where Celery saves groups, and restored from there.
+    group.save(Duration::from_secs(60)).await?;
+    let restored = app
+        .restore_group(group.id())
+        .await?
+        .unwrap_or_else(|| panic!("group {} not saved", group.id()));
+    assert_eq!(restored.results().len(), 20);
+    assert_eq!(restored.join(WAIT).await?, values);
+    let member = app.async_result(restored.results()[3].id()).info().await?;
+    assert_eq!(
+        member.and_then(|m| m.group_id),
+        Some(group.id().to_owned()),
+        "members store their group_id"
+    );
 
     // A chord: the body runs once, with the header's results in order.
     let chord_tag = format!("{tag}-chord");

@@ -1,6 +1,7 @@
 //! Sending a signature as Celery's `apply_async` does, for producers and for
 //! workers (callbacks, the next link of a chain, a chord's body).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -69,9 +70,23 @@ impl App {
             Sent::Group(id, members) => crate::GroupResult::new(
                 id.clone(),
                 members.iter().map(|m| self.async_result(m.id())).collect(),
+                Arc::clone(self.backend()),
             ),
-            Sent::Task(id) => crate::GroupResult::new(id.clone(), vec![self.async_result(id)]),
+            Sent::Task(id) => crate::GroupResult::new(
+                id.clone(),
+                vec![self.async_result(id)],
+                Arc::clone(self.backend()),
+            ),
         }
+    }
+
+    /// The group saved under `group_id` ([`crate::GroupResult::save`], or
+    /// Python's `GroupResult.save()`), or `None`.
+    ///
+    /// # Errors
+    /// When the backend cannot be reached or the document is not a group.
+    pub async fn restore_group(&self, group_id: &str) -> crate::Result<Option<crate::GroupResult>> {
+        crate::GroupResult::restore(Arc::clone(self.backend()), group_id).await
     }
 
     /// Send `signature` as Celery's `apply_async()` would: a task, a chain,

@@ -30,6 +30,33 @@ pub(crate) use after::{after_failure, after_success, children, chord_part_done};
 pub use apply::Sent;
 pub use signature::{Shape, Signature, CHUNKS_TASK, MAP_TASK, STARMAP_TASK};
 
+/// `group(members…)`: the members run in parallel ([`Signature::group`]).
+pub fn group(members: Vec<Signature>) -> Signature {
+    Signature::group(members)
+}
+
+/// `chord(header, body)`: the header runs in parallel, then `body` gets the
+/// list of its results in header order ([`Signature::chord`]).
+pub fn chord(header: Vec<Signature>, body: Signature) -> Signature {
+    Signature::chord(header, body)
+}
+
+/// `chain![a, b, c]`: each step gets the previous step's result
+/// ([`Signature::chain`]).
+///
+/// ```
+/// use celeriac::{chain, Signature};
+/// let add = |args: Vec<serde_json::Value>| Signature::new("tasks.add", args, Default::default());
+/// let workflow = chain![add(vec![2.into(), 2.into()]), add(vec![4.into()]), add(vec![8.into()])];
+/// assert_eq!(workflow.task, "celery.chain");
+/// ```
+#[macro_export]
+macro_rules! chain {
+    ($($step:expr),+ $(,)?) => {
+        $crate::Signature::chain(::std::vec![$($step),+])
+    };
+}
+
 /// Why a signature could not be applied.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

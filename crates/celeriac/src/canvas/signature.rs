@@ -171,6 +171,13 @@ impl Signature {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// The same call with one more positional argument (after those a
+    /// parent's result and earlier `arg`s gave it).
+    pub fn arg(mut self, value: impl Into<Value>) -> Self {
+        self.args.push(value.into());
+        self
+    }
+
     /// The same call, ignoring its parent's result (Celery's `.si()`).
     pub fn immutable(mut self) -> Self {
         self.immutable = true;

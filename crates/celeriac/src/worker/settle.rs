@@ -79,6 +79,10 @@ pub(super) async fn store(shared: &Shared, message: &TaskMessage, mut meta: Resu
     meta.worker = Some(shared.options.hostname.clone());
     meta.retries = Some(headers.retries);
     meta.parent_id = headers.parent_id.clone();
+    // Celery stores the group a member belongs to (`group_id`).
+    if meta.group_id.is_none() {
+        meta.group_id = headers.group.clone();
+    }
     let expires = shared.app.config().result_expires;
     // A backend outage must not lose the result: retry with backoff.
     let mut pause = Duration::from_millis(100);
