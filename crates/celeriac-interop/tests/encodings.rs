@@ -15,10 +15,11 @@ mod support;
 mod procs;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use celeriac::App;
+use celeriac::protocol::Compression;
+use celeriac::{App, AppConfig, SendOptions};
 use redis::Commands;
 use serde_json::{json, Map, Value};
 use support::{wait_until, RedisServer};
@@ -149,7 +150,7 @@ async fn every_python_message_runs_or_fails_visibly_at_once() {
             "tasks.mark",
             vec![json!("after"), json!("done")],
             Map::new(),
-            celeriac::SendOptions::new(),
+            SendOptions::new(),
         )
         .await
         .expect("send");
@@ -159,4 +160,82 @@ async fn every_python_message_runs_or_fails_visibly_at_once() {
         conn.scard::<_, usize>("after").unwrap_or(0) == 1
     });
     assert_eq!(conn.scard::<_, usize>("never").expect("scard"), 0);
+}
+
+/// A Python Celery worker for `tests/python/pytasks.py`, killed on drop.
+fn python_worker(url: &str) -> procs::Proc {
+    let child = Command::new(python())
+        .args(["-m", "celery", "-A", "pytasks", "worker", "-l", "WARNING"])
+        .args(["-n", "py@encodings", "-P", "solo", "--without-gossip"])
+        .args(["--without-mingle", "--without-heartbeat"])
+        .current_dir(repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the Python Celery worker");
+    procs::Proc(child)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_worker_runs_what_a_compressing_celeriac_producer_sends() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let _worker = python_worker(&url);
+    for (compression, x) in [(Compression::Zlib, 1), (Compression::Bzip2, 2)] {
+        let config = AppConfig {
+            broker_url: url.clone(),
+            backend_url: url.clone(),
+            task_compression: Some(compression),
+            ..AppConfig::default()
+        };
+        let app = App::builder().config(config).build().await.expect("app");
+        let big = "y".repeat(10_000);
+        let sum = app
+            .send_task(
+                "tasks.add",
+                vec![json!(x), json!(40)],
+                Map::new(),
+                SendOptions::new(),
+            )
+            .await
+            .expect("send");
+        let echo = app
+            .send_task(
+                "tasks.echo",
+                vec![json!(big)],
+                Map::new(),
+                SendOptions::new(),
+            )
+            .await
+            .expect("send");
+        let wait = Duration::from_secs(20);
+        assert_eq!(sum.get(wait).await.expect("python ran it"), json!(x + 40));
+        assert_eq!(echo.get(wait).await.expect("python ran it"), json!(big));
+    }
+    // The messages really were compressed: a copy left on a queue nobody reads.
+    let config = AppConfig {
+        broker_url: url.clone(),
+        backend_url: url.clone(),
+        task_compression: Some(Compression::Bzip2),
+        ..AppConfig::default()
+    };
+    let app = App::builder().config(config).build().await.expect("app");
+    app.send_task(
+        "tasks.add",
+        vec![json!(1), json!(1)],
+        Map::new(),
+        SendOptions::new().queue("parked"),
+    )
+    .await
+    .expect("send");
+    let raw: Vec<u8> = redis
+        .connection()
+        .rpop("parked", None)
+        .expect("parked message");
+    let envelope: Value = serde_json::from_slice(&raw).expect("envelope");
+    assert_eq!(
+        envelope["headers"]["compression"],
+        json!("application/x-bz2")
+    );
 }

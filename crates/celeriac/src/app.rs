@@ -43,6 +43,10 @@ pub struct AppConfig {
     pub visibility_timeout: Duration,
     /// Prefix for every Redis key (kombu's `global_keyprefix`).
     pub key_prefix: String,
+    /// Compress task messages this app sends (Celery's `task_compression`;
+    /// `None`, the default, sends them uncompressed). Celery and Celeriac
+    /// workers both read zlib (`gzip`) and bzip2 bodies.
+    pub task_compression: Option<crate::protocol::Compression>,
 }
 
 impl Default for AppConfig {
@@ -54,6 +58,7 @@ impl Default for AppConfig {
             result_expires: Duration::from_secs(24 * 3600),
             visibility_timeout: Duration::from_secs(3600),
             key_prefix: String::new(),
+            task_compression: None,
         }
     }
 }
@@ -367,6 +372,7 @@ impl App {
         if let Some(max) = t.max_retries {
             headers.extra.insert(MAX_RETRIES_HEADER.into(), max.into());
         }
+        headers.set_compression(self.inner.config.task_compression);
         let message = TaskMessage {
             headers,
             args,

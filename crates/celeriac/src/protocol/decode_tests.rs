@@ -178,6 +178,15 @@ fn refuses_an_eta_or_expiry_that_is_not_a_time() {
 #[test]
 fn re_encoding_keeps_the_compression() {
     let mut m = message();
+    m.headers.set_compression(Some(Compression::Zlib));
+    assert_eq!(m.headers.extra["compression"], json!("application/x-gzip"));
+    let zlib = m.to_envelope("celery", None);
+    assert_eq!(
+        TaskMessage::decode(&zlib.to_vec()).expect("zlib").0.args,
+        m.args
+    );
+    m.headers.set_compression(None);
+    assert!(m.headers.extra.is_empty());
     m.headers.extra.insert("compression".into(), json!("bzip2"));
     let envelope = m.to_envelope("celery", None);
     assert_eq!(envelope.headers["compression"], json!("application/x-bz2"));

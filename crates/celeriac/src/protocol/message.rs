@@ -146,6 +146,20 @@ impl TaskHeaders {
         }
     }
 
+    /// Ask for the body to be compressed (kombu's `compression` header, as
+    /// Celery's `task_compression` sets it), or for none.
+    pub fn set_compression(&mut self, compression: Option<Compression>) {
+        match compression {
+            Some(c) => {
+                self.extra
+                    .insert(COMPRESSION_HEADER.into(), c.content_type().into());
+            }
+            None => {
+                self.extra.remove(COMPRESSION_HEADER);
+            }
+        }
+    }
+
     /// The parsed `eta`, if set and readable.
     pub fn eta_time(&self) -> Option<DateTime<Utc>> {
         self.eta.as_deref().and_then(time::parse)
