@@ -122,6 +122,18 @@ async fn every_primitive(w: &Running, tag: &str) -> Result<(), Error> {
     let sent = app.apply_signature(&chain).await?;
     assert_eq!(app.async_result(sent.id()).get(WAIT).await?, json!(16));
 
+    // A chain's own link goes to its last step; its link_error to every step.
+    let linked = Signature::chain(vec![add::s(1, 2)?, add::sig().arg(3)])
+        .link(add::sig().arg(100))
+        .set("task_id", "the-chain-result");
+    let sent = app.apply_signature(&linked).await?;
+    assert_eq!(sent.id(), "the-chain-result");
+    let last = app.async_result("the-chain-result");
+    assert_eq!(last.get(WAIT).await?, json!(6));
+    let children = last.children().await?;
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0].get(WAIT).await?, json!(106));
+
     // An immutable step ignores its parent's result.
     let chain = Signature::chain(vec![add::s(1, 1)?, add::si(10, 10)?]);
     let sent = app.apply_signature(&chain).await?;

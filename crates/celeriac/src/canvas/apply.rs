@@ -111,7 +111,10 @@ impl App {
         Box::pin(async move {
             match signature.shape()? {
                 Shape::Task | Shape::Map { .. } => self.send_one(signature, origin).await,
-                Shape::Chain(steps) => self.apply_chain(steps, origin).await,
+                Shape::Chain(steps) => {
+                    self.apply_chain(with_chain_options(steps, &signature.options), origin)
+                        .await
+                }
                 Shape::Group(members) => {
                     let group_id = option_str(&signature.options, "task_id").unwrap_or_else(new_id);
                     self.apply_group(&group_id, members, origin).await
@@ -287,6 +290,48 @@ impl App {
             .send_task(&signature.task, args, signature.kwargs.clone(), options)
             .await?;
         Ok(Sent::Task(result.id().to_owned()))
+    }
+}
+
+/// A chain's own options passed to its steps, as Celery does: `link` and
+/// `task_id` go to the last step (the chain's result is the last one's),
+/// `link_error` to every step, routing and priority to steps that set none.
+fn with_chain_options(mut steps: Vec<Signature>, options: &Map<String, Value>) -> Vec<Signature> {
+    for (name, value) in options {
+        match name.as_str() {
+            "link" | "task_id" => {
+                if let Some(last) = steps.last_mut() {
+                    merge_option(last, name, value);
+                }
+            }
+            "link_error" | "queue" | "routing_key" | "priority" => {
+                for step in &mut steps {
+                    merge_option(step, name, value);
+                }
+            }
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// Set `name` on `step`: callback lists are appended to, other options
+/// only filled in where the step has none.
+fn merge_option(step: &mut Signature, name: &str, value: &Value) {
+    if name == "link" || name == "link_error" {
+        let mut list = match step.options.remove(name) {
+            Some(Value::Array(items)) => items,
+            Some(Value::Null) | None => Vec::new(),
+            Some(single) => vec![single],
+        };
+        match value {
+            Value::Array(items) => list.extend(items.iter().cloned()),
+            Value::Null => {}
+            single => list.push(single.clone()),
+        }
+        step.options.insert(name.to_owned(), Value::Array(list));
+    } else if !step.options.contains_key(name) {
+        step.options.insert(name.to_owned(), value.clone());
     }
 }
 
