@@ -235,6 +235,23 @@
       flash(err.message, true);
     }
   });
+  $("send-group").addEventListener("click", async () => {
+    let args_list, kwargs;
+    try { args_list = JSON.parse($("send-args").value || "[]"); kwargs = JSON.parse($("send-kwargs").value || "{}"); }
+    catch (err) { flash(`args/kwargs: ${err.message}`, true); return; }
+    const options = {};
+    const countdown = $("send-countdown").value;
+    if (countdown !== "") options.countdown = Number(countdown);
+    try {
+      const sent = await api("/api/groups", { method: "POST", body: JSON.stringify({ task: $("send-name").value, args_list, kwargs, options }) });
+      const out = $("send-result");
+      out.classList.remove("error");
+      out.replaceChildren(`sent ${sent.members.length} tasks as group `,
+        el("a", { href: `/dashboard/groups/${encodeURIComponent(sent.group_id)}`, text: sent.group_id, id: "sent-group-link" }));
+    } catch (err) {
+      flash(err.message, true);
+    }
+  });
   $("filter-state").addEventListener("change", () => touch("tasks"));
   $("filter-name").addEventListener("input", () => touch("tasks"));
 

@@ -42,10 +42,32 @@
     $("eta").textContent = t.eta || "–";
     $("traceback-panel").hidden = !t.traceback;
     $("traceback").textContent = t.traceback || "";
+    relations(t);
     const ready = READY.has(t.state);
     $("revoke").disabled = ready;
     $("terminate").disabled = ready;
     $("retry").disabled = !t.retryable;
+  }
+
+  /** Links to related tasks and groups (ids go in as text, encoded in hrefs). */
+  function link(kind, target) {
+    return Celeriac.el("a", { href: `/dashboard/${kind}/${encodeURIComponent(target)}`, text: target });
+  }
+
+  function fill(cell, links) {
+    $(cell).replaceChildren(...(links.length ? links : ["–"]));
+  }
+
+  function relations(t) {
+    fill("parent", t.parent_id ? [link("tasks", t.parent_id)] : []);
+    fill("root", t.root_id && t.root_id !== t.id ? [link("tasks", t.root_id)] : []);
+    const group = t.group_id ? [link("groups", t.group_id)] : [];
+    if (t.group_id && t.group_index !== null && t.group_index !== undefined) group.push(`member #${t.group_index}`);
+    fill("group", group);
+    fill("chord", t.chord_id ? [link("tasks", t.chord_id)] : []);
+    const children = (t.children || []).map((c) => link("tasks", c));
+    for (const g of t.child_groups || []) children.push(link("groups", g));
+    fill("children", children);
   }
 
   async function refresh() {

@@ -5,6 +5,10 @@
 //! 2. [`task_view`]: a task's document merged with what the monitor saw.
 //! 3. [`revoke`] and [`retry`].
 //! 4. [`dead_letters`] and [`requeue`].
+//! 5. Groups (`service/groups.rs`): [`send_group`], [`group_view`].
+
+mod groups;
+pub(crate) use groups::{group_view, send_group};
 
 use std::time::Duration;
 
@@ -103,6 +107,22 @@ pub(crate) fn send_options(o: &SendOptions) -> Result<celeriac::SendOptions, Api
     Ok(options)
 }
 
+/// Check that `name` may be sent through the API.
+///
+/// # Errors
+/// 422 for a malformed name, 404 for one this process does not know
+/// (unless allowed).
+fn check_sendable(shared: &Shared, name: &str) -> Result<(), ApiError> {
+    check_name("the task name", name)?;
+    if shared.app.task(name).is_none() && !shared.config.allow_unregistered_tasks {
+        return Err(ApiError::not_found(format!(
+            "unknown task {name:?}; registered tasks: {}",
+            shared.app.task_names().join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Send task `name` and remember it.
 ///
 /// # Errors
@@ -115,14 +135,22 @@ pub(crate) async fn send(
     kwargs: Map<String, Value>,
     options: &SendOptions,
 ) -> Result<TaskSent, ApiError> {
-    check_name("the task name", name)?;
-    if shared.app.task(name).is_none() && !shared.config.allow_unregistered_tasks {
-        return Err(ApiError::not_found(format!(
-            "unknown task {name:?}; registered tasks: {}",
-            shared.app.task_names().join(", ")
-        )));
-    }
+    check_sendable(shared, name)?;
     send_unchecked(shared, name, args, kwargs, options).await
+}
+
+/// The queue a call of `name` goes to: the one asked for, else the task's
+/// own, else the app's default.
+fn queue_for(shared: &Shared, name: &str, options: &SendOptions) -> String {
+    let registered_queue = shared.app.task(name).and_then(|t| t.options().queue);
+    options
+        .queue
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned)
+        .or(registered_queue)
+        .unwrap_or_else(|| shared.app.config().default_queue.clone())
 }
 
 /// [`send`] without the registry check (the seed's routes send by name,
@@ -137,15 +165,7 @@ pub(crate) async fn send_unchecked(
     kwargs: Map<String, Value>,
     options: &SendOptions,
 ) -> Result<TaskSent, ApiError> {
-    let registered_queue = shared.app.task(name).and_then(|t| t.options().queue);
-    let queue = options
-        .queue
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .map(str::to_owned)
-        .or(registered_queue)
-        .unwrap_or_else(|| shared.app.config().default_queue.clone());
+    let queue = queue_for(shared, name, options);
     let lib_options = send_options(options)?;
     let reprs = (
         crate::pyrepr::repr_args(&args),

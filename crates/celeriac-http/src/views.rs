@@ -10,6 +10,11 @@
 //!    [`TaskList`], [`RevokeResponse`].
 //! 3. The cluster: [`WorkerView`], [`QueueView`], [`DeadLetterView`],
 //!    [`Overview`], [`Health`].
+//! 4. Groups (`views/groups.rs`): [`SendGroupRequest`], [`GroupSent`],
+//!    [`GroupView`], [`GroupMember`].
+
+mod groups;
+pub use groups::{GroupMember, GroupSent, GroupView, SendGroupRequest};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -195,6 +200,29 @@ pub struct TaskView {
     pub date_done: Option<String>,
     /// Can be sent again with `POST /api/tasks/{id}/retry`.
     pub retryable: bool,
+    /// The task that sent this one (a chain's previous step, a callback's
+    /// task), from the result document or the `task-received` event.
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// The first task of its workflow.
+    #[serde(default)]
+    pub root_id: Option<String>,
+    /// The group it belongs to (`GET /api/groups/{id}`).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Its position in the group, when known.
+    #[serde(default)]
+    pub group_index: Option<i64>,
+    /// For a chord header part: the task id of the chord's body.
+    #[serde(default)]
+    pub chord_id: Option<String>,
+    /// The tasks it sent when it finished (callbacks, the next step of a
+    /// chain), from the result document's `children`.
+    #[serde(default)]
+    pub children: Vec<String>,
+    /// The groups among its children (each listed member is in `children`).
+    #[serde(default)]
+    pub child_groups: Vec<String>,
 }
 
 /// Filters of `GET /api/tasks`.

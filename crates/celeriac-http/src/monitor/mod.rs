@@ -5,13 +5,15 @@
 //!    subscription in [`crate::background`]), sends through this API
 //!    ([`Monitor::record_sent`]), result documents read from the backend
 //!    ([`Monitor::apply_meta`]) and queue-depth samples.
-//! 2. State: the recent [`tasks::TaskTable`], the [`workers::WorkerTable`],
+//! 2. State: the recent [`tasks::TaskTable`] (with how tasks relate:
+//!    `groups`), the [`workers::WorkerTable`],
 //!    the [`queues::QueueTable`] and the metric counters.
 //! 3. Output: every change is broadcast as an [`Update`] (server-sent
 //!    events); a slow listener skips updates rather than slowing others.
 //!
 //! One mutex guards the state; it is never held across an await.
 
+pub(crate) mod groups;
 pub(crate) mod queues;
 pub(crate) mod tasks;
 pub(crate) mod workers;
@@ -153,6 +155,22 @@ impl Monitor {
         if let Some(view) = view {
             self.push(Update::Task(Box::new(view)));
         }
+    }
+
+    /// Remember that task `id`, sent through this API, is member `index` of
+    /// group `group_id` (call before [`Monitor::record_sent`], which
+    /// announces it).
+    pub(crate) fn record_group_member(&self, id: &str, group_id: &str, index: usize) {
+        let mut inner = self.lock();
+        let record = inner.tasks.entry(id);
+        record.view.group_id = Some(group_id.to_owned());
+        record.view.group_index = i64::try_from(index).ok();
+    }
+
+    /// The members of `group_id` seen so far, in group order, and the
+    /// chord body's id when the group is a chord's header.
+    pub(crate) fn group_members(&self, group_id: &str) -> (Vec<TaskView>, Option<String>) {
+        groups::members(&self.lock().tasks, group_id)
     }
 
     /// Mark a task REVOKED unless it finished; returns its state after.

@@ -94,10 +94,12 @@ impl TaskRecord {
             "task-sent" => {
                 v.queue = text(event, "queue").or(v.queue.take());
                 fill_call_fields(v, event);
+                super::groups::from_event(v, event);
                 "PENDING"
             }
             "task-received" => {
                 fill_call_fields(v, event);
+                super::groups::from_event(v, event);
                 v.worker = Some(event.hostname().to_owned());
                 v.received_at = at;
                 "RECEIVED"
@@ -151,6 +153,7 @@ impl TaskRecord {
             v.retries = meta.retries.map(u64::from);
         }
         v.date_done.clone_from(&meta.date_done);
+        super::groups::from_meta(v, meta);
         let custom = !matches!(
             state.as_str(),
             "PENDING" | "RECEIVED" | "STARTED" | "RETRY" | "REJECTED" | "IGNORED"

@@ -4,7 +4,8 @@
 //! | route | serves |
 //! |---|---|
 //! | `GET /dashboard` | workers, queues, recent tasks, dead letters, live |
-//! | `GET /dashboard/tasks/{id}` | one task: arguments, result, traceback, progress bar |
+//! | `GET /dashboard/tasks/{id}` | one task: arguments, result, traceback, progress bar, parent, children, group, chord |
+//! | `GET /dashboard/groups/{id}` | one group: members with states, live progress bar |
 //! | `GET /dashboard/assets/{file}` | CSS, JavaScript, icon |
 //! | `POST /dashboard/login` | token form → session cookie (see [`crate::auth`]) |
 //!
@@ -27,6 +28,7 @@ use crate::server::Shared;
 pub(crate) const LOGIN_HTML: &str = include_str!("../../assets/login.html");
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const TASK_HTML: &str = include_str!("../../assets/task.html");
+const GROUP_HTML: &str = include_str!("../../assets/group.html");
 
 /// Embedded assets: name, content type, bytes.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -49,6 +51,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "task.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/task.js"),
+    ),
+    (
+        "group.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/group.js"),
     ),
     (
         "favicon.svg",
@@ -94,6 +101,12 @@ pub(crate) async fn index() -> Response {
 pub(crate) async fn task_page(ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     crate::extract::task_id(&id)?;
     Ok(page(StatusCode::OK, TASK_HTML))
+}
+
+/// One group's page (the script reads the id from the address).
+pub(crate) async fn group_page(ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+    crate::extract::task_id(&id)?;
+    Ok(page(StatusCode::OK, GROUP_HTML))
 }
 
 /// An embedded asset.

@@ -9,6 +9,7 @@
 
 pub(crate) mod cluster;
 pub(crate) mod dashboard;
+pub(crate) mod groups;
 pub(crate) mod openapi;
 pub(crate) mod producer;
 pub(crate) mod stream;
@@ -39,6 +40,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tasks/{task}"),
     ("POST", "/api/tasks/{task}/revoke"),
     ("POST", "/api/tasks/{task}/retry"),
+    ("POST", "/api/groups"),
+    ("GET", "/api/groups/{group}"),
     ("GET", "/api/workers"),
     ("GET", "/api/queues"),
     ("GET", "/api/overview"),
@@ -51,6 +54,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/dashboard"),
     ("GET", "/dashboard/tasks/{id}"),
+    ("GET", "/dashboard/groups/{id}"),
     ("GET", "/dashboard/assets/{file}"),
     ("POST", "/dashboard/login"),
 ];
@@ -90,6 +94,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/tasks/{task}/revoke", post(tasks::revoke_task))
         .route("/api/tasks/{task}/retry", post(tasks::retry_task))
+        .route("/api/groups", post(groups::send_group))
+        .route("/api/groups/{group}", get(groups::get_group))
         .route("/api/workers", get(cluster::workers))
         .route("/api/queues", get(cluster::queues))
         .route("/api/overview", get(cluster::overview))
@@ -103,6 +109,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/tasks/{id}", get(dashboard::task_page))
+        .route("/dashboard/groups/{id}", get(dashboard::group_page))
         .route("/dashboard/assets/{file}", get(dashboard::asset))
         .route("/dashboard/login", post(dashboard::login))
         .fallback(not_found)

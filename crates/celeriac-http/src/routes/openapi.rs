@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cluster, producer, stream, tasks};
+use crate::routes::{cluster, groups, producer, stream, tasks};
 use crate::views;
 
 struct BearerAuth;
@@ -29,6 +29,7 @@ impl Modify for BearerAuth {
         producer::wait_and_return_status,
         producer::publish_sum, producer::sum_status,
         tasks::send_task, tasks::get_task, tasks::list_tasks, tasks::revoke_task, tasks::retry_task,
+        groups::send_group, groups::get_group,
         cluster::workers, cluster::queues, cluster::overview, cluster::dead_letters, cluster::requeue,
         cluster::health, cluster::metrics, stream::events,
     ),
@@ -37,6 +38,7 @@ impl Modify for BearerAuth {
         views::SendTaskRequest, views::SendOptions, views::TaskSent, views::TaskView, views::Progress,
         views::TaskList, views::RevokeResponse, views::WorkerView, views::QueueView,
         views::DeadLetterView, views::Overview, views::Health, views::Requeued,
+        views::SendGroupRequest, views::GroupSent, views::GroupView, views::GroupMember,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -345,10 +345,20 @@ fn received_fields(message: &TaskMessage) -> Vec<(&'static str, Value)> {
         ("kwargs", h.kwargsrepr.clone().unwrap_or_default().into()),
         ("root_id", h.root_id.clone().into()),
         ("parent_id", h.parent_id.clone().into()),
+        // Not in Celery's event; monitors use them to show groups and chords.
+        ("group", h.group.clone().into()),
+        ("group_index", h.group_index.into()),
+        ("chord", chord_body_id(message).into()),
         ("retries", h.retries.into()),
         ("eta", h.eta.clone().into()),
         ("expires", h.expires.clone().into()),
     ]
+}
+
+/// The task id of the chord body a header part carries, if any.
+fn chord_body_id(message: &TaskMessage) -> Option<String> {
+    let options = message.embed.chord.as_ref()?.get("options")?;
+    options.get("task_id")?.as_str().map(str::to_owned)
 }
 
 async fn failed_event(shared: &Shared, kind: &str, task_id: &str, err: &TaskError) {
