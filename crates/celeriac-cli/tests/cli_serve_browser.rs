@@ -7,7 +7,10 @@
 //! 2. a task sent with `celeriac call` appears and completes, live;
 //! 3. its detail page shows the arguments and result;
 //! 4. a pending (countdown) task is revoked with the page's button;
-//! 5. a long `tasks.sum_to_n_job` moves the progress bar forward.
+//! 5. a long `tasks.sum_to_n_job` moves the progress bar forward;
+//! 6. a group sent with the dashboard's "Send as group" button: its page's
+//!    progress bar goes from part done to every member done, without a
+//!    reload, and each member links to its task page, which links back.
 //!
 //! Screenshots of each step are saved under
 //! `target/tmp/browser-screenshots/` and their paths printed.
@@ -211,6 +214,135 @@ async fn the_dashboard_follows_tasks_live_in_chromium() {
     );
     assert_eq!(seen.last(), Some(&100.0), "{seen:?}");
     assert!(text_of(&browser, "progress-text").await.contains("100%"));
+
+    // 6. A group from the dashboard's form; its page fills its bar live.
+    // It is the sixth page with a live stream in this session: pages left
+    // must close theirs, or the browser's six connections to the server
+    // are used up and the page's requests stall.
+    browser.goto(&format!("{}/dashboard", serve.url)).await;
+    browser
+        .wait_for(
+            "the send form lists tasks.sleep",
+            LIMIT,
+            "return !!document.querySelector('#send-name option[value=\"tasks.sleep\"]');",
+            vec![],
+        )
+        .await;
+    // Four members finishing 1, 2, 3 and 4 s after they are sent (-c 4).
+    browser
+        .eval(
+            "document.getElementById('send-name').value = 'tasks.sleep'; \
+             document.getElementById('send-args').value = '[[1], [2], [3], [4]]'; \
+             document.getElementById('send-kwargs').value = '{}'; \
+             document.getElementById('send-countdown').value = ''; return true;",
+            vec![],
+        )
+        .await;
+    browser.click("#send-group").await;
+    browser.click("#sent-group-link").await;
+    let group_id = browser
+        .wait_for(
+            "the group page shows its members",
+            LIMIT,
+            "const p = document.getElementById('group-progress'); \
+             return p && p.dataset.total === '4' ? document.getElementById('group-id').textContent : null;",
+            vec![],
+        )
+        .await;
+    let group_id = group_id.as_str().unwrap_or_default().to_owned();
+    assert!(browser
+        .current_url()
+        .await
+        .ends_with(&format!("/dashboard/groups/{group_id}")));
+    // A reload would drop this marker.
+    browser
+        .eval("window.celeriacNoReload = true; return true;", vec![])
+        .await;
+    let mut counts: Vec<u64> = Vec::new();
+    let start = std::time::Instant::now();
+    loop {
+        let count = browser
+            .eval(
+                "return Number(document.getElementById('group-progress').dataset.completed);",
+                vec![],
+            )
+            .await
+            .as_u64()
+            .unwrap_or(0);
+        if counts.last() != Some(&count) {
+            counts.push(count);
+            if count > 0 && count < 4 {
+                browser
+                    .screenshot(&shots.join("7-group-progress.png"))
+                    .await;
+            }
+        }
+        if count == 4 {
+            break;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "the group's bar did not reach 4 of 4: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The bar's width is animated: wait until it is drawn full.
+    browser
+        .wait_for(
+            "the group's bar is drawn full",
+            LIMIT,
+            "const bar = document.getElementById('group-progress-bar'); \
+             return bar.getBoundingClientRect().width >= bar.parentElement.getBoundingClientRect().width - 1;",
+            vec![],
+        )
+        .await;
+    browser.screenshot(&shots.join("8-group-done.png")).await;
+    assert!(
+        counts.first().is_some_and(|c| *c < 4),
+        "the page showed the group unfinished first: {counts:?}"
+    );
+    assert!(
+        counts.windows(2).all(|w| w[0] < w[1]),
+        "the bar only moves forward: {counts:?}"
+    );
+    // Members finish a second apart; the page's fallback re-read is every
+    // 2 s, so two intermediate steps show the live events at work.
+    assert!(
+        counts.iter().filter(|c| **c > 0 && **c < 4).count() >= 2,
+        "the bar moved member by member: {counts:?}"
+    );
+    let page = browser
+        .eval(
+            "return [window.celeriacNoReload === true, \
+              document.getElementById('group-progress-bar').style.width, \
+              document.getElementById('group-progress-text').textContent, \
+              document.querySelectorAll('#members tbody tr[data-state=\"SUCCESS\"]').length];",
+            vec![],
+        )
+        .await;
+    assert_eq!(page[0], true, "the page was not reloaded");
+    assert_eq!(page[1], "100%");
+    assert!(
+        page[2]
+            .as_str()
+            .is_some_and(|t| t.contains("4 of 4 succeeded")),
+        "{page}"
+    );
+    assert_eq!(page[3], 4);
+    // A member's page links back to its group.
+    browser.click("#members tbody tr:first-child a").await;
+    browser
+        .wait_for(
+            "the member's page links to its group",
+            LIMIT,
+            "const a = document.querySelector('#group a'); \
+             return !!a && a.textContent === arguments[0];",
+            vec![json!(group_id)],
+        )
+        .await;
+    browser
+        .screenshot(&shots.join("9-member-of-group.png"))
+        .await;
 
     // The whole dashboard at the end.
     browser.goto(&format!("{}/dashboard", serve.url)).await;

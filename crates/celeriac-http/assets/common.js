@@ -102,6 +102,11 @@ const Celeriac = (() => {
       }
     }
     connect();
+    // Close the stream when the page is left: a browser keeps a left page's
+    // EventSource open otherwise (back/forward cache), and six of them use
+    // up its connections to this server, stalling every later request.
+    window.addEventListener("pagehide", () => { if (source) source.close(); });
+    window.addEventListener("pageshow", (event) => { if (event.persisted) { source.close(); connect(); } });
     return () => source && source.close();
   }
 
