@@ -11,10 +11,14 @@
 //!   `sum` and their `/{job_id}` status routes, same JSON shapes; publishing
 //!   `wait_and_return` is a `POST`: a `GET` never sends a task);
 //! - a generic task API under `/api/tasks`: send any task by name, read any
-//!   task's state, progress, result and traceback, revoke, retry;
+//!   task's state, progress, result, traceback and relations (parent,
+//!   children, group, chord body), revoke, retry;
+//! - groups under `/api/groups`: send one task over a list of arguments as
+//!   a Celery group (saved as Celery saves it), read a group's progress;
 //! - workers (from heartbeats), queues (depth, rate), dead letters
 //!   (list, requeue), and live updates as server-sent events;
-//! - `/dashboard`, with its assets embedded in the binary;
+//! - `/dashboard` (with task and group pages), its assets embedded in the
+//!   binary;
 //! - `/metrics` (Prometheus), `/openapi.json`, `/health`.
 //!
 //! A *monitor* keeps what the server knows: recent tasks, workers and
