@@ -176,7 +176,12 @@ pub struct RankingResponse {
 /// Checks an `HttpUrl` as pydantic would, without normalizing it: an
 /// `http`/`https` scheme, a host, no whitespace, at most 2083 characters.
 pub fn check_http_url(u: &str) -> Result<(), &'static str> {
-    let lower_starts = |p: &str| u.len() >= p.len() && u[..p.len()].eq_ignore_ascii_case(p);
+    // Compared as bytes: `u[..8]` could cut a multi-byte character and panic.
+    let lower_starts = |p: &str| {
+        u.as_bytes()
+            .get(..p.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(p.as_bytes()))
+    };
     let rest = if lower_starts("https://") {
         &u[8..]
     } else if lower_starts("http://") {

@@ -149,5 +149,11 @@ fn url_checks() {
     assert!(check_http_url("HTTP://user@host:80/p").is_ok());
     assert!(check_http_url("https://").is_err());
     assert!(check_http_url("mailto:a@b").is_err());
+    // A multi-byte character where the scheme would end: refused or
+    // accepted, never a panic (found by schemathesis: the server dropped
+    // the connection).
+    assert!(check_http_url("HTTP://\u{80}").is_ok());
+    assert!(check_http_url("http:/\u{80}").is_err());
+    assert!(check_http_url("\u{e9}ttps://x").is_err());
     assert!(check_http_url("https://a b").is_err());
 }
