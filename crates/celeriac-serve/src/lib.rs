@@ -18,6 +18,14 @@
 //! The watchdog costs nothing per request on the hot path beyond a few
 //! relaxed atomic operations: it keeps one timer per connection, re-armed
 //! only when it fires, and reads the connection's state then.
+//!
+//! A response given before its request's body was read to the end (a 401,
+//! 403, 405, 413 or 415 answered without reading it) carries `Connection:
+//! close`. hyper closes such a connection after the response anyway when
+//! the rest of the body has not arrived yet, but without saying so; a
+//! client that pools connections would send its next request on the
+//! closing one and get no answer ("remote end closed connection without
+//! response").
 
 #![deny(missing_docs)]
 
@@ -32,6 +40,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::Router;
 use http_body::{Frame, SizeHint};
@@ -328,11 +337,21 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Tracked {
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         self.activity.request_started();
         let guard = InFlight(Arc::clone(&self.activity));
+        let body_read = Arc::new(AtomicBool::new(http_body::Body::is_end_stream(
+            request.body(),
+        )));
+        let request = request.map(|body| {
+            Body::new(ReadBody {
+                body,
+                read: Arc::clone(&body_read),
+            })
+        });
         // Router is always ready: `call` needs no `poll_ready` first.
-        let inner = self.router.clone().call(request.map(Body::new));
+        let inner = self.router.clone().call(request);
         TrackedFuture {
             inner,
             guard: Some(guard),
+            body_read,
         }
     }
 }
@@ -347,21 +366,58 @@ impl Drop for InFlight {
     }
 }
 
-/// The router's future, handing the in-flight mark to the response body.
+/// A request body that records when it has been read to its end.
+struct ReadBody {
+    body: Incoming,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for ReadBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The router's future, handing the in-flight mark to the response body
+/// and closing the connection after a response to an unread body.
 struct TrackedFuture {
     inner: <Router as tower::Service<Request>>::Future,
     guard: Option<InFlight>,
+    body_read: Arc<AtomicBool>,
 }
 
 impl Future for TrackedFuture {
     type Output = Result<Response<TrackedBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = match Pin::new(&mut self.inner).poll(cx) {
+        let mut response = match Pin::new(&mut self.inner).poll(cx) {
             Poll::Ready(Ok(response)) => response,
             Poll::Ready(Err(never)) => match never {},
             Poll::Pending => return Poll::Pending,
         };
+        if !self.body_read.load(Ordering::Relaxed) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let guard = self.guard.take();
         Poll::Ready(Ok(response.map(|body| TrackedBody {
             body,
