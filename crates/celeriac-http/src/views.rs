@@ -45,8 +45,7 @@ pub struct JobStatus {
     /// True once the task finished (SUCCESS, FAILURE or REVOKED).
     pub ready: bool,
     /// The return value when ready (for a failure, the stored
-    /// `{exc_type, exc_message, exc_module}`); null before.
-    #[schema(value_type = Object)]
+    /// `{exc_type, exc_message, exc_module}`); null before. Any JSON value.
     pub result: Value,
 }
 
@@ -62,9 +61,8 @@ pub struct SumRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendTaskRequest {
-    /// Positional arguments.
+    /// Positional arguments: any JSON values.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
     pub args: Vec<Value>,
     /// Keyword arguments.
     #[serde(default)]
@@ -85,14 +83,32 @@ pub struct SendOptions {
     pub eta: Option<String>,
     /// Do not run after this many seconds from now (a number), or after
     /// this ISO 8601 time (a string).
-    #[schema(value_type = Object)]
+    #[schema(schema_with = number_or_string)]
     pub expires: Option<Value>,
-    /// 0 (highest) to 9 (lowest).
+    /// 0 (highest) to 9 (lowest); larger values are refused (422).
+    #[schema(maximum = 9)]
     pub priority: Option<u8>,
     /// The queue to send to (default: the app's default queue).
     pub queue: Option<String>,
     /// Use this task id instead of a fresh uuid.
     pub task_id: Option<String>,
+}
+
+/// The schema of [`SendOptions::expires`]: seconds from now (a number), an
+/// ISO 8601 time (a string), or null.
+fn number_or_string() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Number,
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "Do not run after this many seconds from now (a number), or after this \
+             ISO 8601 time (a string).",
+        ))
+        .build()
 }
 
 /// Answer to sending a task.
@@ -155,7 +171,7 @@ pub struct TaskView {
     /// Task name, when known.
     pub name: Option<String>,
     /// Positional arguments as JSON (when sent through this API).
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<Value>>)]
     pub args: Option<Value>,
     /// Keyword arguments as JSON (when sent through this API).
     #[schema(value_type = Option<Object>)]
@@ -165,8 +181,7 @@ pub struct TaskView {
     /// Keyword arguments as the sender showed them (Python repr).
     pub kwargsrepr: Option<String>,
     /// The return value (SUCCESS), the stored error (FAILURE/REVOKED), or
-    /// a custom state's meta.
-    #[schema(value_type = Object)]
+    /// a custom state's meta; null when there is none. Any JSON value.
     pub result: Value,
     /// The result as the worker's event showed it, when no document exists.
     pub result_repr: Option<String>,
@@ -227,6 +242,7 @@ pub struct TaskView {
 
 /// Filters of `GET /api/tasks`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
     /// Only tasks in this state (e.g. SUCCESS).
@@ -248,6 +264,7 @@ pub struct TaskList {
 
 /// Query of `POST /api/tasks/{id}/revoke`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
     /// Also stop it if it is running.
@@ -331,6 +348,7 @@ pub struct DeadLetterView {
 
 /// Query of `GET /api/dead-letters`.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LimitQuery {
     /// At most this many, newest first (default 100, at most 1000).

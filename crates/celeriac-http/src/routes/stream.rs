@@ -29,6 +29,7 @@ use crate::server::Shared;
 
 /// Query of the stream.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StreamQuery {
     /// Also send every raw Celery event.
