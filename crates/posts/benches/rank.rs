@@ -1,6 +1,8 @@
 //! The ranking rule and `/rank` request handling without the network:
-//! parsing the request, `rank()` alone, and the whole axum router (parse, rank, serialize,
-//! CORS) called in process, for feeds of 10 and 100 items against 10 and
+//! parsing the request (into the models, into the fast path's borrowed
+//! view, into a `Value`), `rank()` alone, the fast path (view, rank, answer
+//! written) and the whole axum router (parse, rank, serialize, CORS) called
+//! in process, for feeds of 10 and 100 items against 10 and
 //! 300 entities. The over-the-network figures (and the FastAPI reference)
 //! are in BENCHMARKS.md, "Ranking server (/rank)", from `bench/rank/run.sh`.
 //!
@@ -18,9 +20,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use posts::models::{from_json, RankingRequest};
-use posts::ranking::{rank, server, EntityCache, EntityMatcher, MatchOptions};
+use posts::ranking::{fast, rank, server, EntityCache, EntityMatcher, MatchOptions};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -122,12 +125,27 @@ fn bench(c: &mut Criterion) {
                 group.bench_function(BenchmarkId::new("parse", items), |b| {
                     b.iter(|| serde_json::from_slice::<RankingRequest>(black_box(&body)).is_ok())
                 });
+                group.bench_function(BenchmarkId::new("parse_view", items), |b| {
+                    b.iter(|| fast::parse(black_box(&body)).map(|v| v.items.len()))
+                });
                 group.bench_function(BenchmarkId::new("parse_value", items), |b| {
                     b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).is_ok())
                 });
             }
             group.bench_function(BenchmarkId::new("rule", &id), |b| {
                 b.iter(|| rank(black_box(&request.items), &matcher))
+            });
+            // The handler's work without axum: parse the view, rank, write.
+            let mut out = BytesMut::with_capacity(64 * 1024);
+            group.bench_function(BenchmarkId::new("fast_path", &id), |b| {
+                b.iter(|| {
+                    if let Some(mut view) = fast::parse(black_box(&body)) {
+                        fast::write_ranked(&mut view.items, &matcher, &mut out);
+                    }
+                    let n = out.len();
+                    out.clear();
+                    n
+                })
             });
 
             let cache = Arc::new(EntityCache::new("k", MatchOptions::default()));

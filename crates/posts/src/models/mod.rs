@@ -8,6 +8,9 @@
 //! 4. [`datetime`]: every datetime spelling the challenge sends.
 //! 5. [`from_json`]: parse with errors that carry the JSON path
 //!    (`items[3].engagements: engagement `like` must be non-negative, got -1`).
+//! 6. [`view`]: [`view::RankingRequestView`], the `/rank` fast path: the
+//!    same validation as [`RankingRequest`], keeping only the items' ids and
+//!    texts, borrowed.
 //!
 //! Deserialization is built for the `/rank` hot path: keys are matched as
 //! borrowed strings, engagements are read in one pass without buffering, and
@@ -17,6 +20,7 @@
 pub mod datetime;
 pub mod engagements;
 pub mod survey;
+pub mod view;
 
 pub use engagements::{Engagements, FacebookEngagements, RedditEngagements, TwitterEngagements};
 pub use survey::SurveyResponse;

@@ -18,10 +18,13 @@
 //! # Layout
 //! - `matcher`: [`EntityMatcher`], [`MatchOptions`].
 //! - `cache`: [`EntityCache`] and the background refresh.
+//! - [`fast`]: the `/rank` hot path (borrowed view of the body, the answer
+//!   written straight into a buffer); [`rank`] is the rule on the models.
 //! - [`server`]: the axum router and [`server::serve`].
 //! - [`openapi`]: the OpenAPI document.
 
 mod cache;
+pub mod fast;
 mod matcher;
 pub mod openapi;
 pub mod server;

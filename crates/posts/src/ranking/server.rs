@@ -29,6 +29,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::BytesMut;
 use serde::Serialize;
 use tower_http::cors::{Any, CorsLayer};
 use utoipa::ToSchema;
@@ -213,30 +214,56 @@ pub(crate) async fn rank(
             return error(status, detail, None);
         }
     };
-    // The fast path checks UTF-8 once (SIMD-fast) so that the parser need
-    // not check each string again, and does not track the JSON path; only a
-    // body that fails is parsed again to name the field.
-    let parsed = std::str::from_utf8(&body)
-        .ok()
-        .and_then(|text| serde_json::from_str::<RankingRequest>(text).ok());
-    let request: RankingRequest = match parsed {
-        Some(request) => request,
-        None => match models::from_json::<RankingRequest>(&body) {
-            Ok(request) => request,
-            Err(e) => {
-                let field = e.path().to_owned();
-                let detail = format!("invalid RankingRequest at `{field}`: {}", e.message());
-                return error(StatusCode::BAD_REQUEST, detail, Some(field));
-            }
-        },
-    };
     let snapshot = state.cache.snapshot();
+    // The fast path: one pass over the body, ids and texts borrowed, the
+    // answer written into this thread's reused buffer.
+    if let Some(mut view) = super::fast::parse(&body) {
+        let answer = RESPONSE_BUFFER.with_borrow_mut(|buffer| {
+            if buffer.capacity() < RESPONSE_BUFFER_MIN {
+                buffer.reserve(RESPONSE_BUFFER_MIN);
+            }
+            super::fast::write_ranked(&mut view.items, &snapshot.matcher, buffer);
+            buffer.split().freeze()
+        });
+        return json_response(answer);
+    }
+    // Anything else is decoded the plain way, which decides: a valid body
+    // the fast path could not take is ranked, an invalid one gets the JSON
+    // path of its first bad value.
+    let request: RankingRequest = match models::from_json::<RankingRequest>(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            let field = e.path().to_owned();
+            let detail = format!("invalid RankingRequest at `{field}`: {}", e.message());
+            return error(StatusCode::BAD_REQUEST, detail, Some(field));
+        }
+    };
     let ranked_ids = super::rank(&request.items, &snapshot.matcher);
     Json(RankingResponse {
         ranked_ids,
         new_items: None,
     })
     .into_response()
+}
+
+/// How much a thread's response buffer grows by at once: answers are carved
+/// from it (`split`), and once they have been sent the space is reused.
+const RESPONSE_BUFFER_MIN: usize = 64 * 1024;
+
+thread_local! {
+    static RESPONSE_BUFFER: std::cell::RefCell<BytesMut> =
+        std::cell::RefCell::new(BytesMut::new());
+}
+
+fn json_response(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// The server's state.
@@ -253,14 +280,7 @@ pub(crate) async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
 }
 
 async fn openapi(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        state.openapi.clone(),
-    )
-        .into_response()
+    json_response(state.openapi.clone())
 }
 
 fn error(status: StatusCode, detail: String, field: Option<String>) -> Response {
