@@ -96,7 +96,11 @@ pub(crate) struct WorkerArgs {
     )]
     pub(crate) concurrency: Option<usize>,
 
-    /// Messages held at once, executing or waiting [default: 4 × concurrency]
+    /// Messages held at once, executing or waiting. Unset, the worker
+    /// holds what it finishes in about 50 ms at its recent rate, at least
+    /// 4 × concurrency (Celery's prefetch) and at most 512: short tasks
+    /// travel in batches, long ones are left for other workers. Set, it
+    /// holds up to N; 1 keeps strict queue and priority order
     #[arg(long, value_name = "N")]
     pub(crate) prefetch: Option<usize>,
 
@@ -380,10 +384,13 @@ impl WorkerConfig {
             }
             options.concurrency = c;
         }
-        options.prefetch = match args.prefetch.or(file.prefetch) {
+        let prefetch = args.prefetch.or(file.prefetch);
+        // A prefetch the user chose is held as given; the default adapts.
+        options.adaptive_prefetch = prefetch.is_none();
+        options.prefetch = match prefetch {
             Some(0) => bail!("prefetch must be at least 1"),
             Some(p) => p,
-            None => options.concurrency.saturating_mul(4),
+            None => celeriac::worker::DEFAULT_PREFETCH,
         };
         if options.prefetch < options.concurrency {
             tracing::warn!(
@@ -438,6 +445,10 @@ mod tests {
         assert_eq!(cfg.config.app.visibility_timeout, Duration::from_secs(5));
         assert_eq!(cfg.options.concurrency, 3);
         assert_eq!(cfg.options.prefetch, 7);
+        assert!(
+            !cfg.options.adaptive_prefetch,
+            "a chosen prefetch is held as given"
+        );
         assert_eq!(cfg.options.queues, vec!["a".to_owned(), "b".to_owned()]);
         Ok(())
     }
@@ -448,7 +459,8 @@ mod tests {
         assert_eq!(cfg.config.app.broker_url, celeriac::DEFAULT_URL);
         assert_eq!(cfg.config.app.backend_url, celeriac::DEFAULT_URL);
         assert_eq!(cfg.options.queues, vec!["celery".to_owned()]);
-        assert_eq!(cfg.options.prefetch, cfg.options.concurrency * 4);
+        assert_eq!(cfg.options.prefetch, celeriac::worker::DEFAULT_PREFETCH);
+        assert!(cfg.options.adaptive_prefetch);
         Ok(())
     }
 

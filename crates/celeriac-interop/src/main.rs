@@ -234,7 +234,8 @@ async fn main() -> anyhow::Result<()> {
     let options = WorkerOptions {
         queues: args.queues,
         concurrency: args.concurrency,
-        prefetch: args.prefetch.unwrap_or(args.concurrency * 4),
+        prefetch: args.prefetch.unwrap_or(celeriac::worker::DEFAULT_PREFETCH),
+        adaptive_prefetch: args.prefetch.is_none(),
         acks_late: args.acks_late,
         hostname: args.hostname,
         send_events: args.events,

@@ -1,7 +1,8 @@
 //! The fetch loop and the drain on shutdown.
 //!
 //! 1. Wait for prefetch room, then reserve as many messages as there is room
-//!    for (one round trip for a batch).
+//!    for (one round trip for a batch); the room grows and shrinks with the
+//!    rate tasks finish at ([`super::prefetch`]).
 //! 2. Hand each message to its own handler task ([`super::executor`]).
 //! 3. On a broker error: log, back off (100 ms doubling to 5 s), go on; a
 //!    Redis restart or a busy SQLite file never stops the worker.
@@ -11,6 +12,7 @@
 //!    given back.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::executor;
+use super::prefetch::PrefetchWindow;
 use super::{WorkerOptions, WorkerStats};
 use crate::shutdown::Shutdown;
 use crate::App;
@@ -130,12 +133,18 @@ impl Consumer {
     pub(super) async fn run(self) {
         let shared = self.shared;
         let keeper = spawn_lease_keeper(&shared);
-        let prefetch = Arc::new(Semaphore::new(shared.options.prefetch.max(1)));
+        let mut window = PrefetchWindow::new(
+            shared.options.concurrency,
+            shared.options.prefetch,
+            shared.options.adaptive_prefetch,
+        );
         let mut handlers = JoinSet::new();
         let mut shutdown = shared.shutdown.clone();
         let mut backoff = Duration::from_millis(100);
         let broker = Arc::clone(shared.app.broker());
         loop {
+            window.adjust(shared.stats.processed.load(Ordering::Relaxed));
+            let prefetch = Arc::clone(window.permits());
             let first = tokio::select! {
                 biased;
                 _ = shutdown.requested() => break,

@@ -228,10 +228,6 @@ async fn run(
         revoked(shared, message, delivery, false, false).await;
         return;
     }
-    if !acks_late {
-        settle_ack(shared, &delivery.tag).await;
-        shared.hold(&delivery.tag, false);
-    }
     if shared.options.track_started {
         let meta = ResultMeta::new(
             &headers.id,
@@ -248,10 +244,25 @@ async fn run(
 
     shared.stats.active.fetch_add(1, Ordering::Relaxed);
     let started = std::time::Instant::now();
-    let outcome = execute(shared, task.as_ref(), message, ctx, call).await;
-    // Free the slot before storing and acknowledging: the next task need
-    // not wait for this one's bookkeeping.
-    drop(slot);
+    // Without acks_late the message is acknowledged as the task starts (as
+    // Celery acknowledges when a pool process accepts it). The
+    // acknowledgement travels while the task runs, batched with others',
+    // and the slot is freed as soon as the body returns: a short task does
+    // not keep its slot for a round trip.
+    let acknowledge = async {
+        if !acks_late {
+            settle_ack(shared, &delivery.tag).await;
+            shared.hold(&delivery.tag, false);
+        }
+    };
+    let work = async {
+        let outcome = execute(shared, task.as_ref(), message, ctx, call).await;
+        // Free the slot before storing and acknowledging: the next task need
+        // not wait for this one's bookkeeping.
+        drop(slot);
+        outcome
+    };
+    let ((), outcome) = tokio::join!(acknowledge, work);
     let runtime = started.elapsed().as_secs_f64();
     shared.stats.active.fetch_sub(1, Ordering::Relaxed);
 

@@ -8,8 +8,9 @@
 //! 3. [`executor`]: one message from bytes to a stored result.
 //!
 //! Two bounds shape the flow. *Prefetch* caps messages held (reserved but not
-//! finished) so one worker cannot hoard a queue; *concurrency* caps tasks
-//! executing at once. Sync tasks run on tokio's blocking pool and async tasks
+//! finished), within a window sized by the rate tasks finish at, so a fast
+//! worker batches its round trips and a slow one does not hoard a queue;
+//! *concurrency* caps tasks executing at once. Sync tasks run on tokio's blocking pool and async tasks
 //! on the runtime, so CPU-heavy work never stalls fetching.
 //!
 //! Order: messages are reserved highest priority first and oldest first, but
@@ -22,6 +23,7 @@ mod consumer;
 mod events;
 mod execute;
 mod executor;
+mod prefetch;
 mod rate_limit;
 #[cfg(feature = "redis")]
 mod remote;
@@ -40,6 +42,9 @@ use std::time::Duration;
 use crate::shutdown::Shutdown;
 use crate::{App, Result};
 
+/// The default ceiling of [`WorkerOptions::prefetch`].
+pub const DEFAULT_PREFETCH: usize = 512;
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -47,8 +52,16 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Tasks executing at once (default: number of cores).
     pub concurrency: usize,
-    /// Messages held at once, executing or waiting (default: 4 × concurrency).
+    /// The most messages held at once, executing or waiting (default 512;
+    /// see [`WorkerOptions::adaptive_prefetch`]). `1` keeps strict queue and
+    /// priority order.
     pub prefetch: usize,
+    /// Hold only what the worker finishes in about 50 ms at its recent
+    /// rate, never fewer than `4 × concurrency` (Celery's default prefetch)
+    /// nor more than `prefetch`: short tasks get batched round trips, long
+    /// ones are left for other workers (default). When off, the worker
+    /// always holds up to `prefetch`.
+    pub adaptive_prefetch: bool,
     /// Acknowledge after completion unless a task says otherwise (Celery's
     /// `task_acks_late`).
     pub acks_late: bool,
@@ -77,7 +90,8 @@ impl Default for WorkerOptions {
         WorkerOptions {
             queues: vec!["celery".to_owned()],
             concurrency: cores,
-            prefetch: cores * 4,
+            prefetch: DEFAULT_PREFETCH,
+            adaptive_prefetch: true,
             acks_late: false,
             shutdown_timeout: Duration::from_secs(30),
             track_started: false,
