@@ -226,21 +226,12 @@ fn seconds(what: &str, value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value).with_context(|| format!("{what} is too large: {value}"))
 }
 
-/// Check that a URL names a scheme the library knows, before connecting, so
-/// the error names the flag rather than a connection failure.
+/// Check that a URL names a transport the library knows, before
+/// connecting, so the error names the flag rather than a connection failure.
 fn check_url(what: &str, url: &str) -> anyhow::Result<()> {
-    const SCHEMES: [&str; 4] = ["sqlite", "redis", "rediss", "memory"];
-    match url.split_once("://") {
-        Some((scheme, _)) if SCHEMES.contains(&scheme) => Ok(()),
-        Some((scheme, _)) => bail!(
-            "{what} {}: unknown scheme {scheme:?} (use sqlite://, redis://, rediss:// or memory://)",
-            redact(url)
-        ),
-        None => bail!(
-            "{what} {}: expected scheme://…, e.g. sqlite://celeriac.db or redis://localhost:6379/0",
-            redact(url)
-        ),
-    }
+    celeriac::Transport::parse(url)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 impl Config {

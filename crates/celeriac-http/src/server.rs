@@ -49,13 +49,10 @@ impl Shared {
         }
     }
 
-    /// The broker's scheme: `redis`, `sqlite`, `memory`.
-    pub(crate) fn transport(&self) -> &str {
-        self.app
-            .config()
-            .broker_url
-            .split_once("://")
-            .map_or("", |(scheme, _)| scheme)
+    /// The broker's scheme: `redis`, `sqlite`, `memory` (empty when the
+    /// URL cannot be read).
+    pub(crate) fn transport(&self) -> &'static str {
+        celeriac::Transport::parse(&self.app.config().broker_url).map_or("", |t| t.scheme())
     }
 }
 

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::backend::ResultBackend;
 use crate::broker::{Broker, OutgoingMessage};
-use crate::connect::{backend_from_url, broker_from_url};
-use crate::events::{events_from_url, EventBus, MemoryEvents};
+use crate::events::{EventBus, MemoryEvents};
+use crate::transport::Transport;
 use crate::options::SendOptions;
 use crate::protocol::{time, TaskHeaders, TaskMessage};
 use crate::result::AsyncResult;
@@ -159,28 +159,31 @@ impl AppBuilder {
     /// When a URL is invalid or its server cannot be reached.
     pub async fn build(self) -> Result<App> {
         let from_url = self.broker.is_none();
-        let broker = match self.broker {
-            Some(b) => b,
-            None => broker_from_url(&self.config).await?,
+        // What the URLs mean is decided once, here, by the transport.
+        let (broker, transport) = match self.broker {
+            Some(b) => (b, None),
+            None => {
+                let transport = Transport::parse(&self.config.broker_url)?;
+                (transport.broker(&self.config).await?, Some(transport))
+            }
         };
         let backend = match self.backend {
             Some(b) => b,
-            None => backend_from_url(&self.config).await?,
-        };
-        let events = match self.events {
-            Some(e) => e,
-            None if from_url => {
-                events_from_url(&self.config.broker_url, &self.config.key_prefix).await?
+            None => {
+                Transport::parse(&self.config.backend_url)?
+                    .backend(&self.config)
+                    .await?
             }
-            None => Arc::new(MemoryEvents::new()),
+        };
+        let events = match (self.events, &transport) {
+            (Some(e), _) => e,
+            (None, Some(transport)) => transport.events(&self.config).await?,
+            (None, None) => Arc::new(MemoryEvents::new()),
         };
         #[cfg(feature = "redis")]
-        let control = match self.config.broker_url.split_once("://") {
-            Some(("redis" | "rediss", _)) if from_url => Some(
-                crate::control::Control::open(&self.config.broker_url, &self.config.key_prefix)
-                    .await?,
-            ),
-            _ => None,
+        let control = match &transport {
+            Some(transport) => transport.control(&self.config).await?,
+            None => None,
         };
         let host = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())

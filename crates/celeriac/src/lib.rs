@@ -81,6 +81,7 @@ pub mod shutdown;
 #[cfg(feature = "sqlite")]
 mod sqlite_db;
 pub mod task;
+pub mod transport;
 pub mod worker;
 
 pub use app::{App, AppBuilder, AppConfig, DEFAULT_URL};
@@ -94,6 +95,7 @@ pub use printable::printable;
 pub use protocol::TaskState;
 pub use result::{AsyncResult, GroupResult};
 pub use task::{Context, Task, TaskError, TaskOptions};
+pub use transport::Transport;
 pub use worker::{Worker, WorkerOptions};
 
 /// `now + wait`, saturating: `Duration::MAX` means "a century", not a panic.

@@ -118,7 +118,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // `--broker redis://…` alone keeps results in the same Redis, as the
     // seed's Celery app did.
     let backend = match &args.connection.broker {
-        Some(broker) if broker.starts_with("redis") => broker.clone(),
+        Some(broker)
+            if celeriac::Transport::parse(broker).is_ok_and(|t| t.redis_url().is_some()) =>
+        {
+            broker.clone()
+        }
         _ => url.clone(),
     };
     let config = Config::with_default_urls(&args.connection, &url, &backend)?;

@@ -90,28 +90,25 @@ pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, BeatError> {
 /// [`BeatError::Celeriac`] for an unknown scheme; [`BeatError::Store`] when
 /// Redis or the SQLite file cannot be opened.
 pub(crate) async fn open(app: &App) -> Result<Arc<dyn Store>, BeatError> {
+    use crate::transport::Transport;
     let url = app.config().broker_url.as_str();
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
     // Publish inside the claim only when the app's broker *is* the one this
     // URL names; an app given a broker object keeps its own publish path.
     let publish = app.broker_from_url();
-    match scheme {
-        "memory" => Ok(Arc::new(super::store_memory::MemoryStore::named(
-            &url["memory://".len()..],
-        ))),
+    match Transport::parse(url)? {
+        Transport::Memory { name } => Ok(Arc::new(super::store_memory::MemoryStore::named(&name))),
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Arc::new(
+        Transport::Sqlite { .. } => Ok(Arc::new(
             super::store_sqlite::SqliteStore::open(url, publish).await?,
         )),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(
-            super::store_redis::RedisStore::open(url, &app.config().key_prefix, publish).await?,
+        Transport::Redis { url, .. } => Ok(Arc::new(
+            super::store_redis::RedisStore::open(&url, &app.config().key_prefix, publish).await?,
         )),
+        #[allow(unreachable_patterns)]
         other => Err(crate::Error::InvalidUrl {
-            url: crate::redact(url),
-            reason: format!(
-                "the beat keeps no state on {other:?} brokers (use redis, sqlite or memory)"
-            ),
+            url: other.to_string(),
+            reason: format!("the beat keeps no state on {} brokers", other.scheme()),
         }
         .into()),
     }

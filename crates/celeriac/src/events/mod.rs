@@ -54,20 +54,17 @@ pub trait EventBus: Send + Sync + 'static {
     async fn subscribe(&self) -> Result<EventStream>;
 }
 
-/// The event transport that goes with a broker URL.
+/// The event transport that goes with a broker URL
+/// ([`crate::transport::Transport::events`]).
 ///
 /// # Errors
 /// When the URL is invalid or the server cannot be reached.
 pub async fn events_from_url(url: &str, key_prefix: &str) -> Result<Arc<dyn EventBus>> {
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    match scheme {
-        #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(RedisEvents::open(url, key_prefix).await?)),
-        #[cfg(feature = "sqlite")]
-        "sqlite" => {
-            let path = url.split_once("://").map_or("", |(_, p)| p);
-            Ok(Arc::new(SqliteEvents::open(std::path::Path::new(path))?))
-        }
-        _ => Ok(MemoryEvents::named(url)),
-    }
+    let config = crate::AppConfig {
+        key_prefix: key_prefix.to_owned(),
+        ..crate::AppConfig::default()
+    };
+    crate::transport::Transport::parse(url)?
+        .events(&config)
+        .await
 }

@@ -24,10 +24,8 @@ const CLOCK_TICKS: f64 = 100.0;
 
 /// The Redis server's CPU seconds so far, when the broker is Redis.
 pub(super) async fn redis_seconds(broker_url: &str) -> Option<f64> {
-    if !(broker_url.starts_with("redis://") || broker_url.starts_with("rediss://")) {
-        return None;
-    }
-    let client = redis::Client::open(broker_url).ok()?;
+    let transport = celeriac::Transport::parse(broker_url).ok()?;
+    let client = redis::Client::open(transport.redis_url()?).ok()?;
     let mut conn = client.get_multiplexed_async_connection().await.ok()?;
     let info: String = redis::cmd("INFO")
         .arg("cpu")
