@@ -252,16 +252,22 @@ impl Config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
-        let mut app = AppConfig {
-            broker_url: non_empty(args.broker.clone())
-                .or(non_empty(file.broker_url))
-                .unwrap_or_else(|| default_broker.to_owned()),
-            backend_url: non_empty(args.backend.clone())
-                .or(non_empty(file.result_backend))
+        let broker = non_empty(args.broker.clone()).or(non_empty(file.broker_url));
+        let broker_url = broker.clone().unwrap_or_else(|| default_broker.to_owned());
+        check_url("broker", &broker_url)?;
+        // No backend named: results go where the messages go (the same
+        // Redis, the same file), never to a surprise local file.
+        let backend_url = match non_empty(args.backend.clone()).or(non_empty(file.result_backend)) {
+            Some(backend) => backend,
+            None => broker
+                .and_then(|b| celeriac::Transport::parse(&b).ok()?.implied_backend_url())
                 .unwrap_or_else(|| default_backend.to_owned()),
+        };
+        let mut app = AppConfig {
+            broker_url,
+            backend_url,
             ..AppConfig::default()
         };
-        check_url("broker", &app.broker_url)?;
         check_url("result backend", &app.backend_url)?;
         if let Some(queue) = non_empty(file.default_queue) {
             app.default_queue = queue;
@@ -449,6 +455,13 @@ mod tests {
         let cfg = WorkerConfig::from_args(&ConnectionArgs::default(), &WorkerArgs::default())?;
         assert_eq!(cfg.config.app.broker_url, celeriac::DEFAULT_URL);
         assert_eq!(cfg.config.app.backend_url, celeriac::DEFAULT_URL);
+        // A broker without a backend keeps results beside the messages.
+        let redis_only = ConnectionArgs {
+            broker: Some("redis://127.0.0.1:6399/2".into()),
+            ..ConnectionArgs::default()
+        };
+        let implied = Config::from_args(&redis_only)?;
+        assert_eq!(implied.app.backend_url, "redis://127.0.0.1:6399/2");
         assert_eq!(cfg.options.queues, vec!["celery".to_owned()]);
         assert_eq!(cfg.options.prefetch, celeriac::worker::DEFAULT_PREFETCH);
         assert!(cfg.options.adaptive_prefetch);

@@ -109,6 +109,18 @@ impl Transport {
         }
     }
 
+    /// The result backend this broker implies when none is named: results
+    /// where the messages are (the same Redis, as the seed's
+    /// `Celery(backend=REDIS_DB, broker=REDIS_DB)`; the same SQLite file;
+    /// the same memory name).
+    pub fn implied_backend_url(&self) -> Option<String> {
+        match self {
+            Transport::Memory { name } => Some(format!("memory://{name}")),
+            Transport::Sqlite { path } => Some(format!("sqlite://{}", path.display())),
+            Transport::Redis { url, .. } => Some(url.clone()),
+        }
+    }
+
     /// What this transport carries.
     pub fn capabilities(&self) -> Capabilities {
         match self {

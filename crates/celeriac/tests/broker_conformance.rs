@@ -111,6 +111,32 @@ async fn several_queues(f: Fixture) {
     assert!(none.is_empty());
 }
 
+/// Two queues with a backlog each, consumed one message at a time: both
+/// drain, interleaved (kombu rotates its queue cycle), neither starves.
+async fn backlogs_on_two_queues_interleave(f: Fixture) {
+    let b = &f.broker;
+    let mut backlog: Vec<_> = (0..6).map(|i| message("a", 0, &format!("a{i}"))).collect();
+    backlog.extend((0..6).map(|i| message("b", 0, &format!("b{i}"))));
+    b.publish_batch(backlog).await.expect("publish");
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let got = b
+            .reserve(&queues(&["a", "b"]), 1, Duration::ZERO)
+            .await
+            .expect("reserve");
+        for d in got {
+            seen.push(d.queue.clone());
+            b.ack(&d.tag).await.expect("ack");
+        }
+    }
+    let from_b = seen.iter().filter(|q| q.as_str() == "b").count();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(
+        from_b, 3,
+        "six reservations take from both queues in turn: {seen:?}"
+    );
+}
+
 async fn unacked_comes_back_acked_does_not(f: Fixture) {
     let b = &f.broker;
     b.publish_batch(vec![message("q", 0, "kept"), message("q", 0, "done")])
@@ -322,6 +348,7 @@ macro_rules! conformance {
             const VT: Duration = Duration::from_millis(800);
             #[tokio::test] async fn priority_then_fifo() { super::priority_then_fifo(super::$broker(VT).await).await }
             #[tokio::test] async fn several_queues() { super::several_queues(super::$broker(VT).await).await }
+            #[tokio::test] async fn backlogs_on_two_queues_interleave() { super::backlogs_on_two_queues_interleave(super::$broker(VT).await).await }
             #[tokio::test] async fn unacked_comes_back_acked_does_not() { super::unacked_comes_back_acked_does_not(super::$broker(VT).await).await }
             #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
             #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }

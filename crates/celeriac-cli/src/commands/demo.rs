@@ -116,16 +116,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         scratch.path().join("celeriac-demo.db").display()
     );
     // `--broker redis://…` alone keeps results in the same Redis, as the
-    // seed's Celery app did.
-    let backend = match &args.connection.broker {
-        Some(broker)
-            if celeriac::Transport::parse(broker).is_ok_and(|t| t.redis_url().is_some()) =>
-        {
-            broker.clone()
-        }
-        _ => url.clone(),
-    };
-    let config = Config::with_default_urls(&args.connection, &url, &backend)?;
+    // seed's Celery app did (the configuration's rule for every command).
+    let config = Config::with_default_urls(&args.connection, &url, &url)?;
     set_wait_and_return_secs(args.wait_secs);
     let posts = posts::tasks::PostsConfig::new(
         args.posts_db

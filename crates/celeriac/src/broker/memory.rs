@@ -29,6 +29,8 @@ struct State {
     /// Per queue: (priority step, order) → payload. Requeued messages get a
     /// negative order so they go first.
     queues: HashMap<String, BTreeMap<(u8, i64), Stored>>,
+    /// Which queue goes first in the next reservation.
+    rotation: usize,
     delayed: BTreeMap<(DateTime<Utc>, i64), (String, Stored)>,
     reserved: HashMap<String, Reserved>,
     /// Oldest first: (metadata, stored payload).
@@ -117,15 +119,22 @@ impl State {
 
     fn take(&mut self, queues: &[String], max: usize, lease: Duration) -> Vec<Delivery> {
         let mut out = Vec::new();
+        // Highest priority first; between queues, the order rotates from
+        // one reservation to the next (kombu's queue cycle), so a backlog
+        // on one queue cannot starve another.
+        self.rotation = self.rotation.wrapping_add(1);
+        let first_queue = self.rotation % queues.len().max(1);
         while out.len() < max {
             let best = queues
                 .iter()
-                .filter_map(|q| {
+                .enumerate()
+                .filter_map(|(i, q)| {
                     let first = self.queues.get(q)?.keys().next()?;
-                    Some((*first, q))
+                    let turn = (i + queues.len() - first_queue) % queues.len();
+                    Some(((first.0, turn, first.1), *first, q))
                 })
                 .min();
-            let Some((key, queue)) = best else { break };
+            let Some((_, key, queue)) = best else { break };
             let queue = queue.clone();
             let Some(stored) = self.queues.get_mut(&queue).and_then(|m| m.remove(&key)) else {
                 break;

@@ -238,23 +238,28 @@ impl Broker for RedisBroker {
         if queues.is_empty() || max == 0 {
             return Ok(Vec::new());
         }
-        // kombu's order: every queue's priority-0 list, then every step-3 list…
-        let mut lists = Vec::with_capacity(queues.len() * STEPS.len());
-        let mut tails = Vec::with_capacity(lists.capacity());
-        let mut list_queue = Vec::with_capacity(lists.capacity());
-        for step in STEPS {
-            for queue in queues {
-                lists.push(self.keys.queue_list(queue, step));
-                tails.push(unacked_tail(queue));
-                list_queue.push(queue.as_str());
-            }
-        }
         self.start_liveness().await?;
         let deadline = crate::deadline(wait);
         let mut nap = Duration::from_millis(1);
         let mut conn = self.conn.clone();
         loop {
             let call_no = self.calls.fetch_add(1, Ordering::Relaxed);
+            // kombu's order: every queue's priority-0 list, then every
+            // step-3 list…; the queues rotate from one call to the next, as
+            // kombu's queue cycle does, so a backlog on one cannot starve
+            // the others.
+            let first = (call_no % queues.len() as u64) as usize;
+            let rotated = queues[first..].iter().chain(&queues[..first]);
+            let mut lists = Vec::with_capacity(queues.len() * STEPS.len());
+            let mut tails = Vec::with_capacity(lists.capacity());
+            let mut list_queue = Vec::with_capacity(lists.capacity());
+            for step in STEPS {
+                for queue in rotated.clone() {
+                    lists.push(self.keys.queue_list(queue, step));
+                    tails.push(unacked_tail(queue));
+                    list_queue.push(queue.as_str());
+                }
+            }
             let tag_prefix = format!("{}.{call_no}.", self.consumer);
             let mut call = self.scripts.reserve.prepare_invoke();
             call.key(self.keys.unacked())

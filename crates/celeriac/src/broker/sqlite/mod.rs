@@ -56,6 +56,8 @@ pub struct SqliteBroker {
     liveness: OnceLock<tokio::task::JoinHandle<()>>,
     /// Serializes the first announcement.
     announcing: tokio::sync::Mutex<()>,
+    /// Reservations so far: which queue goes first in the next one.
+    rotation: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for SqliteBroker {
@@ -80,6 +82,7 @@ impl SqliteBroker {
             consumer: uuid::Uuid::new_v4().simple().to_string(),
             liveness: OnceLock::new(),
             announcing: tokio::sync::Mutex::new(()),
+            rotation: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -158,12 +161,20 @@ impl Broker for SqliteBroker {
             .map(|i| format!("?{}", i + 6))
             .collect::<Vec<_>>()
             .join(",");
+        // Between queues of one priority, the queue named first (?6) goes
+        // first; the queues rotate from one reservation to the next (kombu's
+        // queue cycle), so a backlog on one cannot starve another.
+        let rotate = if queues.len() > 1 {
+            "queue <> ?6, "
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE celeriac_messages \
              SET visible_at = ?1, tag = id || ':' || ?2, reserved = reserved + 1, consumer = ?5 \
              WHERE id IN (SELECT id FROM celeriac_messages \
                  WHERE queue IN ({placeholders}) AND visible_at <= ?3 \
-                 ORDER BY priority, id LIMIT ?4) \
+                 ORDER BY priority, {rotate}id LIMIT ?4) \
              RETURNING tag, queue, payload, reserved, priority, id"
         );
         let sql: Arc<str> = sql.into();
@@ -171,7 +182,12 @@ impl Broker for SqliteBroker {
             let notified = self.arrived.notified();
             let lease = self.visibility_timeout.as_secs_f64();
             let sql = Arc::clone(&sql);
-            let queues = queues.to_vec();
+            let mut queues = queues.to_vec();
+            let turn = self
+                .rotation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let first = turn % queues.len();
+            queues.rotate_left(first);
             let consumer = self.consumer.clone();
             let got = self
                 .db
