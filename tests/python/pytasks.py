@@ -16,6 +16,7 @@ worker can run what a Rust client sends and the other way round:
     tasks.chord_sum(values, key)
                              -> {"sum": sum(values), "values": values}; INCR key
                                 (how many times a chord body ran)
+    tasks.xsum(values)       -> sum(values) (a chord body; shipped by `celeriac worker` too)
     tasks.errback_mark(task_id, set_key)
                              -> SADD set_key task_id (an old-style errback)
 
@@ -115,6 +116,11 @@ def mark(set_key, id):
 def chord_sum(values, key):
     _redis().incr(key)
     return {"sum": sum(values), "values": values}
+
+
+@app.task(name="tasks.xsum")
+def xsum(values):
+    return sum(values)
 
 
 @app.task(name="tasks.errback_mark")

@@ -9,7 +9,9 @@
 //!    `tasks.add(x, y)`, `tasks.wait_and_return()`, `tasks.sum_to_n_job(n)`.
 //! 2. Tasks for tests and benchmarks, mirroring `tests/python/pytasks.py`
 //!    where the names overlap: `tasks.noop()`, `tasks.echo(x)`,
-//!    `tasks.fail(msg)`, `tasks.panic()`, `tasks.sleep(s)`.
+//!    `tasks.fail(msg)`, `tasks.panic()`, `tasks.sleep(s)`, and
+//!    `tasks.xsum(values)`, a chord body (Celery's own test suite has one
+//!    by that name).
 //!
 //! [`shipped_tasks`] registers them all on an [`AppBuilder`]. None of them
 //! touches the file system; the test tasks that do (`tasks.record`) live in
@@ -41,6 +43,7 @@ pub(crate) fn shipped_tasks(builder: AppBuilder) -> AppBuilder {
         .task(fail)
         .task(panic)
         .task(sleep)
+        .task(xsum)
 }
 
 /// Set how long `tasks.wait_and_return` sleeps in this process (the demo's
@@ -193,6 +196,18 @@ pub(crate) async fn sleep(s: Number) -> Result<Number, TaskError> {
     Ok(s)
 }
 
+/// The sum of a list of numbers, as Python's `sum(values)`: integers stay
+/// integers, any float makes it a float. A chord body: `chord(header,
+/// xsum.s())` adds up the header's results.
+#[task(name = "tasks.xsum")]
+pub(crate) fn xsum(values: Vec<Number>) -> Result<Number, TaskError> {
+    let mut total = Number::from(0);
+    for value in values {
+        total = add::run(total, value)?;
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +227,17 @@ mod tests {
         let err = add::run(n(json!(i64::MAX)), n(json!(-1i64 + i64::MAX))).map(|_| ());
         assert!(err.is_ok(), "u64 sums still fit");
         let err = add::run(n(json!(u64::MAX)), n(json!(1))).expect_err("overflow");
+        assert_eq!(err.exc_type, "OverflowError");
+        Ok(())
+    }
+
+    #[test]
+    fn xsum_adds_a_list_as_python_does() -> Result<(), TaskError> {
+        assert_eq!(xsum::run(vec![])?, n(json!(0)));
+        let ints = (0..10_000).map(|i| n(json!(i))).collect();
+        assert_eq!(xsum::run(ints)?, n(json!(49_995_000)));
+        assert_eq!(xsum::run(vec![n(json!(1)), n(json!(0.5))])?, n(json!(1.5)));
+        let err = xsum::run(vec![n(json!(u64::MAX)), n(json!(1))]).expect_err("overflow");
         assert_eq!(err.exc_type, "OverflowError");
         Ok(())
     }
