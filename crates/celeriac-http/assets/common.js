@@ -47,10 +47,20 @@ const Celeriac = (() => {
     return id && id.length > 12 ? `${id.slice(0, 8)}…` : id;
   }
 
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+
+  /** `2024-05-01 12:34:56.789`, local time, with the date. */
   function time(seconds) {
     if (!seconds) return "–";
     const d = new Date(seconds * 1000);
-    return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+
+  /** `2024-05-01 12:34:56`, local time (tables). */
+  function dateTime(seconds) {
+    if (!seconds) return "–";
+    return time(seconds).slice(0, 19);
   }
 
   function ago(seconds) {
@@ -121,5 +131,5 @@ const Celeriac = (() => {
 
   const READY = new Set(["SUCCESS", "FAILURE", "REVOKED"]);
 
-  return { api, el, badge, shortId, time, ago, duration, json, progressBar, live, excText, READY };
+  return { api, el, badge, shortId, time, dateTime, ago, duration, json, progressBar, live, excText, READY };
 })();

@@ -4,9 +4,16 @@
 "use strict";
 
 (() => {
-  const { api, el, badge, shortId, ago, duration, progressBar, live, excText, READY } = Celeriac;
-  const MAX_ROWS = 200;
-  const tasks = new Map();     // id -> TaskView
+  const { api, el, badge, shortId, ago, dateTime, duration, progressBar, live, excText, READY } = Celeriac;
+  const PAGE = 50;
+  // The task table is a page the server filtered, searched, sorted and
+  // cut (GET /api/tasks): live updates change rows in place and reload
+  // the page (at most once a second) when something else changed.
+  let taskPage = { tasks: [], total: 0, remembered: 0 };
+  const view = { offset: 0, sort: "newest", order: "desc" };
+  let reloadTimer = null;
+  let lastReload = 0;
+  let loading = false;
   const workers = new Map();   // hostname -> {view, seen}
   let queues = [];
   let overview = null;
@@ -24,8 +31,8 @@
     }
   }
 
-  function seenAt(t) {
-    return t.finished_at || t.started_at || t.received_at || t.sent_at || 0;
+  function receivedAt(t) {
+    return t.received_at || t.sent_at || t.started_at || t.finished_at || 0;
   }
 
   // ---------------------------------------------------------------- tasks
@@ -48,14 +55,18 @@
     } else if (t.retryable) {
       actions.append(el("button", { class: "small retry", text: "Retry", title: "Send the same call again", onclick: (e) => act(e, `/api/tasks/${encodeURIComponent(t.id)}/retry`) }));
     }
+    const worker = t.worker
+      ? el("a", { href: `/dashboard/workers/${encodeURIComponent(t.worker)}`, text: t.worker })
+      : "";
+    const at = receivedAt(t);
     return el("tr", { "data-task-id": t.id, "data-state": t.state },
       el("td", {}, link),
       el("td", { class: "mono", text: t.name || "–" }),
       el("td", { class: "state" }, badge(t.state)),
       el("td", { class: "mono args", text: t.argsrepr || "", title: t.argsrepr || "" }),
-      el("td", { class: "mono result" }, outcome),
-      el("td", { class: "mono", text: t.worker || "" }),
-      el("td", { text: ago(seenAt(t)) }),
+      el("td", { class: "mono result", title: typeof outcome === "string" ? outcome : "" }, outcome),
+      el("td", { class: "mono" }, worker),
+      el("td", { class: "when", text: dateTime(at), title: at ? ago(at) : "" }),
       el("td", { class: "num", text: t.runtime !== null && t.runtime !== undefined ? duration(t.runtime) : "" }),
       actions);
   }
@@ -80,26 +91,74 @@
     out.classList.toggle("error", !!error);
   }
 
+  /** Seconds since the epoch from a datetime-local input, or "". */
+  function epoch(input) {
+    if (!input.value) return "";
+    const ms = new Date(input.value).getTime();
+    return Number.isFinite(ms) ? String(ms / 1000) : "";
+  }
+
+  function taskQuery() {
+    const params = new URLSearchParams();
+    const add = (key, value) => { if (value !== "" && value !== null && value !== undefined) params.set(key, value); };
+    add("q", $("filter-q").value.trim());
+    add("state", $("filter-state").value);
+    add("name", $("filter-name").value.trim());
+    add("worker", $("filter-worker").value);
+    add("since", epoch($("filter-since")));
+    add("until", epoch($("filter-until")));
+    add("sort", view.sort);
+    add("order", view.order);
+    add("offset", String(view.offset));
+    add("limit", String(PAGE));
+    return params.toString();
+  }
+
+  async function loadTasks() {
+    if (loading) { scheduleReload(); return; }
+    loading = true;
+    lastReload = Date.now();
+    try {
+      taskPage = await api(`/api/tasks?${taskQuery()}`);
+      $("task-filters").dataset.error = "";
+    } catch (err) {
+      $("task-filters").dataset.error = err.message;
+      flash(err.message, true);
+    } finally {
+      loading = false;
+    }
+    touch("tasks");
+  }
+
+  /** Reload the page soon, at most once a second. */
+  function scheduleReload() {
+    if (reloadTimer) return;
+    const wait = Math.max(0, 1000 - (Date.now() - lastReload));
+    reloadTimer = setTimeout(() => { reloadTimer = null; loadTasks(); }, wait);
+  }
+
   function renderTasks() {
-    const state = $("filter-state").value;
-    const name = $("filter-name").value.trim();
-    const rows = [...tasks.values()]
-      .filter((t) => (!state || t.state === state) && (!name || (t.name || "").includes(name)))
-      .sort((a, b) => seenAt(b) - seenAt(a));
     const body = document.querySelector("#tasks tbody");
-    body.replaceChildren(...rows.slice(0, MAX_ROWS).map(taskRow));
-    $("tasks-empty").hidden = rows.length > 0;
-    $("tasks-count").textContent = `${rows.length} shown of ${tasks.size} recent`;
+    body.replaceChildren(...taskPage.tasks.map(taskRow));
+    $("tasks-empty").hidden = taskPage.tasks.length > 0;
+    const first = taskPage.total ? view.offset + 1 : 0;
+    const last = view.offset + taskPage.tasks.length;
+    $("tasks-count").textContent = `${first}–${last} of ${taskPage.total} matching (${taskPage.remembered} remembered)`;
+    $("tasks-prev").disabled = view.offset === 0;
+    $("tasks-next").disabled = last >= taskPage.total;
+    for (const b of document.querySelectorAll("th button.sort")) {
+      if (b.dataset.sort === view.sort) b.dataset.active = view.order; else delete b.dataset.active;
+    }
   }
 
   function upsertTask(t) {
-    tasks.set(t.id, t);
-    if (tasks.size > 2000) {
-      const oldest = [...tasks.values()].sort((a, b) => seenAt(a) - seenAt(b)).slice(0, tasks.size - 2000);
-      for (const o of oldest) tasks.delete(o.id);
+    const i = taskPage.tasks.findIndex((x) => x.id === t.id);
+    if (i >= 0) {
+      taskPage.tasks[i] = t;
+      touch("tasks");
     }
-    touch("tasks");
-    touch("cards");
+    // New tasks, and changes that may move rows: the server decides.
+    scheduleReload();
   }
 
   // ---------------------------------------------------------------- workers
@@ -115,7 +174,7 @@
       const v = w.view;
       const online = workerOnline(w);
       return el("tr", { "data-worker": v.hostname },
-        el("td", { class: "mono", text: v.hostname }),
+        el("td", { class: "mono" }, el("a", { href: `/dashboard/workers/${encodeURIComponent(v.hostname)}`, text: v.hostname })),
         el("td", {}, el("span", { class: online ? "dot on" : "dot" }), online ? "online" : "offline"),
         el("td", { class: "num", text: v.active }),
         el("td", { class: "num", text: v.processed }),
@@ -124,6 +183,11 @@
     });
     body.replaceChildren(...rows);
     $("workers-empty").hidden = rows.length > 0;
+    const select = $("filter-worker");
+    const known = new Set([...select.options].map((o) => o.value));
+    for (const name of [...workers.keys()].sort()) {
+      if (!known.has(name)) select.append(el("option", { value: name, text: name }));
+    }
   }
 
   // ---------------------------------------------------------------- queues
@@ -155,8 +219,7 @@
   // ---------------------------------------------------------------- cards
 
   function renderCards() {
-    const counts = {};
-    for (const t of tasks.values()) counts[t.state] = (counts[t.state] || 0) + 1;
+    const counts = (overview && overview.tasks_by_state) || {};
     const online = [...workers.values()].filter(workerOnline).length;
     $("card-workers").textContent = online;
     $("card-queued").textContent = queues.reduce((n, q) => n + (q.depth || 0), 0);
@@ -200,8 +263,8 @@
 
   async function loadAll() {
     try {
-      const [ov, ws, qs, list] = await Promise.all([
-        api("/api/overview"), api("/api/workers"), api("/api/queues"), api("/api/tasks?limit=500"),
+      const [ov, ws, qs] = await Promise.all([
+        api("/api/overview"), api("/api/workers"), api("/api/queues"),
       ]);
       overview = ov;
       $("transport").textContent = ov.transport ? `${ov.transport} broker` : "";
@@ -211,8 +274,8 @@
       }
       for (const w of ws) workers.set(w.hostname, { view: w, seen: Date.now() / 1000 - w.last_seen_secs });
       queues = qs;
-      for (const t of list.tasks) tasks.set(t.id, t);
-      touch("tasks"); touch("workers"); touch("queues"); touch("cards");
+      touch("workers"); touch("queues"); touch("cards");
+      loadTasks();
     } catch (err) {
       flash(`could not load: ${err.message}`, true);
     }
@@ -252,8 +315,22 @@
       flash(err.message, true);
     }
   });
-  $("filter-state").addEventListener("change", () => touch("tasks"));
-  $("filter-name").addEventListener("input", () => touch("tasks"));
+  // Filters and search go to the server; typing waits for a pause.
+  let typing = null;
+  const refilter = () => { view.offset = 0; clearTimeout(typing); typing = setTimeout(loadTasks, 250); };
+  for (const id of ["filter-q", "filter-name"]) $(id).addEventListener("input", refilter);
+  for (const id of ["filter-state", "filter-worker", "filter-since", "filter-until"]) $(id).addEventListener("change", refilter);
+  $("task-filters").addEventListener("submit", (e) => { e.preventDefault(); refilter(); });
+  for (const b of document.querySelectorAll("th button.sort")) {
+    b.addEventListener("click", () => {
+      if (view.sort === b.dataset.sort) view.order = view.order === "desc" ? "asc" : "desc";
+      else { view.sort = b.dataset.sort; view.order = "desc"; }
+      view.offset = 0;
+      loadTasks();
+    });
+  }
+  $("tasks-prev").addEventListener("click", () => { view.offset = Math.max(0, view.offset - PAGE); loadTasks(); });
+  $("tasks-next").addEventListener("click", () => { view.offset += PAGE; loadTasks(); });
 
   live({
     task: upsertTask,
@@ -273,6 +350,7 @@
   // Liveness and "seen … ago" change with time alone; the rate comes from the server.
   setInterval(async () => {
     touch("workers"); touch("tasks");
+    scheduleReload();
     try { overview = { ...(overview || {}), ...(await api("/api/overview")) }; touch("cards"); } catch (_) { /* shown by #conn */ }
   }, 2000);
 })();

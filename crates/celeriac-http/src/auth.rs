@@ -6,8 +6,9 @@
 //!    so the dashboard has a login form: `POST /dashboard/login` with the
 //!    token opens a session, a random id in an `HttpOnly`, `SameSite=Strict`
 //!    cookie (the token itself is never put in a cookie or a URL).
-//! 3. Every route but `/health` and the login form answers 401 without
-//!    either: a JSON error, or for dashboard pages the login form.
+//! 3. Every route but `/health`, the login form and the two assets it
+//!    shows (style sheet, logo) answers 401 without either: a JSON error,
+//!    or for dashboard pages the login form.
 //!
 //! The token is never logged; requests are logged by path only.
 
@@ -104,8 +105,10 @@ pub(crate) async fn require_token(
         return next.run(request).await;
     };
     let path = request.uri().path();
-    let open =
-        path == "/health" || (path == "/dashboard/login" && request.method() == Method::POST);
+    let open = path == "/health"
+        || (path == "/dashboard/login" && request.method() == Method::POST)
+        || (request.method() == Method::GET
+            && crate::routes::dashboard::LOGIN_ASSETS.contains(&path));
     if open || authorized(&shared, request.headers(), token) {
         return next.run(request).await;
     }

@@ -5,13 +5,17 @@
 //!    dashboards listen.
 //! 2. [`sampler`]: every `sample_interval`, the depth of each watched queue,
 //!    the dead-letter count and the metadata of the newest few (never a
-//!    payload).
+//!    payload); every fifth time, the queues the broker holds
+//!    (`Broker::queue_names`), so a queue nobody declared to `serve` shows.
 //! 3. [`poller`]: every `poll_interval`, the result documents of a few
 //!    unfinished tasks (progress meta, and outcomes when workers send no
 //!    task events), least recently read first.
-//! 4. [`remote`] (Redis only): like Flower, broadcast `enable_events` every
-//!    10 s so workers started later send task events too, and learn the
-//!    queues workers consume (`active_queues`) every 30 s.
+//! 4. [`remote`]: like Flower, broadcast `enable_events` every 10 s and as
+//!    soon as a worker comes online, so workers started without `-E` send
+//!    task events too, and learn the queues workers consume
+//!    (`active_queues`) every 30 s. On Redis through Celery's pidbox; on
+//!    SQLite and memory brokers through the event bus
+//!    (`App::remote_control`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +77,7 @@ async fn sampler(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(shared.config.sample_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut round: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.requested() => return,
@@ -106,6 +111,19 @@ async fn sampler(shared: Arc<Shared>) {
             _ => None,
         };
         shared.monitor.record_samples(samples, dead);
+        if round.is_multiple_of(5) {
+            let names = tokio::time::timeout(Duration::from_secs(2), broker.queue_names()).await;
+            match names {
+                Ok(Ok(names)) => {
+                    for name in names {
+                        shared.monitor.watch_queue(&name);
+                    }
+                }
+                Ok(Err(err)) => tracing::debug!(error = %err, "cannot list the broker's queues"),
+                Err(_) => tracing::debug!("the broker did not list its queues within 2 s"),
+            }
+        }
+        round += 1;
     }
 }
 
@@ -137,11 +155,9 @@ async fn poller(shared: Arc<Shared>) {
     }
 }
 
-/// Keep task events on and learn workers' queues (Redis remote control).
+/// Keep task events on and learn workers' queues (remote control).
 async fn remote(shared: Arc<Shared>) {
-    let Some(control) = shared.app.control().cloned() else {
-        return;
-    };
+    let control = shared.app.remote_control();
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     let mut round: u64 = 0;
@@ -149,6 +165,9 @@ async fn remote(shared: Arc<Shared>) {
         tokio::select! {
             _ = shutdown.requested() => return,
             _ = tick.tick() => {}
+            // A worker came online: ask it now rather than at the next tick
+            // (it listens before it announces itself).
+            () = shared.monitor.worker_online.notified() => {}
         }
         if let Err(err) = control
             .broadcast("enable_events", serde_json::json!({}), None)

@@ -8,8 +8,9 @@
 //! 1. The seed's producer shapes: [`JobPublished`], [`JobStatus`], [`SumRequest`].
 //! 2. Generic tasks: [`SendTaskRequest`], [`SendOptions`], [`TaskView`],
 //!    [`TaskList`], [`RevokeResponse`].
-//! 3. The cluster: [`WorkerView`], [`QueueView`], [`DeadLetterView`],
-//!    [`Overview`], [`Health`].
+//! 3. The cluster: [`WorkerView`], [`WorkerDetail`], [`RateLimitRequest`],
+//!    [`ControlReply`], [`QueueView`], [`DeadLetterView`], [`Overview`],
+//!    [`Health`].
 //! 4. Groups (`views/groups.rs`): [`SendGroupRequest`], [`GroupSent`],
 //!    [`GroupView`], [`GroupMember`].
 
@@ -240,26 +241,148 @@ pub struct TaskView {
     pub child_groups: Vec<String>,
 }
 
-/// Filters of `GET /api/tasks`.
+/// Filters, search, order and page of `GET /api/tasks`, applied by the
+/// server over every task it remembers (`serve --history`).
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TaskFilter {
-    /// Only tasks in this state (e.g. SUCCESS).
+    /// Only tasks in these states, comma-separated (e.g. `SUCCESS` or
+    /// `FAILURE,RETRY`); case does not matter.
     pub state: Option<String>,
     /// Only tasks whose name contains this text.
     pub name: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// Only tasks run (or received) by this worker (its node name).
+    pub worker: Option<String>,
+    /// Search: tasks whose id, name, arguments, result or exception
+    /// contains this text (case-insensitive).
+    pub q: Option<String>,
+    /// Only tasks first seen at or after this time: Unix seconds or ISO
+    /// 8601 (`2024-05-01T12:00:00Z`; no offset means UTC).
+    pub since: Option<String>,
+    /// Only tasks first seen before this time (as `since`).
+    pub until: Option<String>,
+    /// Order by: `newest` (the default: the order the server learnt of
+    /// them), `received`, `started`, `finished`, `runtime`, `name`,
+    /// `state`, `worker`. Tasks without the value come last.
+    pub sort: Option<TaskSort>,
+    /// `desc` (the default) or `asc`.
+    pub order: Option<SortOrder>,
+    /// Skip this many matches (paging).
+    pub offset: Option<usize>,
+    /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
 }
 
-/// `GET /api/tasks`: recent tasks, newest first.
+/// What `GET /api/tasks` orders by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskSort {
+    /// The order the server learnt of them.
+    #[default]
+    Newest,
+    /// When first seen (received by a worker, else sent).
+    Received,
+    /// When started.
+    Started,
+    /// When finished.
+    Finished,
+    /// Run time.
+    Runtime,
+    /// Task name.
+    Name,
+    /// State.
+    State,
+    /// Worker node name.
+    Worker,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Largest (newest, latest, Z) first.
+    #[default]
+    Desc,
+    /// Smallest first.
+    Asc,
+}
+
+/// `GET /api/tasks`: one page of the matching tasks.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskList {
-    /// The tasks.
+    /// The tasks of this page.
     pub tasks: Vec<TaskView>,
-    /// How many tasks matched before the limit.
+    /// How many tasks matched (all pages).
     pub total: usize,
+    /// Matches skipped before this page.
+    #[serde(default)]
+    pub offset: usize,
+    /// The page size used.
+    #[serde(default)]
+    pub limit: usize,
+    /// Tasks the server remembers in all (matching or not).
+    #[serde(default)]
+    pub remembered: usize,
+}
+
+/// A worker in detail (`GET /api/workers/{name}`): its heartbeats, its
+/// counts, and what it answers to remote control.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerDetail {
+    /// What its heartbeats say.
+    pub worker: WorkerView,
+    /// Tasks it finished successfully: its own count when it answered
+    /// `stats`, else the tasks this server saw it succeed.
+    pub succeeded: u64,
+    /// Tasks that failed on it (as `succeeded`).
+    pub failed: u64,
+    /// Tasks this server saw it run, by state.
+    pub seen_by_state: std::collections::BTreeMap<String, u64>,
+    /// Registered tasks with their current rate limit (`null`: none),
+    /// from its `registered` answer.
+    pub registered: Vec<RegisteredTask>,
+    /// Queues it consumes, from its `active_queues` answer.
+    pub queues: Vec<String>,
+    /// Its `stats` answer, as given.
+    #[schema(value_type = Object)]
+    pub stats: Value,
+    /// How commands reach it: `pidbox` (Celery's, on Redis), `events`
+    /// (the event bus of a SQLite or memory broker).
+    pub control: String,
+    /// Why the remote-control answers are missing, if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_error: Option<String>,
+}
+
+/// A task a worker has, with its rate limit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisteredTask {
+    /// Task name.
+    pub name: String,
+    /// Rate limit, e.g. `10/m`; null when none.
+    pub rate_limit: Option<String>,
+}
+
+/// Body of `POST /api/workers/{name}/rate-limit`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRequest {
+    /// The task whose limit changes.
+    pub task_name: String,
+    /// Celery's rate: `10/s`, `100/m`, `1000/h`, a bare number (per
+    /// second), or `0`/empty for no limit.
+    pub rate_limit: String,
+}
+
+/// A worker's answer to a control command.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ControlReply {
+    /// The worker that answered.
+    pub worker: String,
+    /// Its answer, e.g. `{"ok": "new rate limit set successfully"}`.
+    #[schema(value_type = Object)]
+    pub reply: Value,
 }
 
 /// Query of `POST /api/tasks/{id}/revoke`.

@@ -14,7 +14,8 @@ fn concrete(path: &str) -> String {
     path.replace("{job_id}", "00000000-0000-0000-0000-000000000000")
         .replace("{task}", "tasks.add")
         .replace("{id}", "some-id")
-        .replace("{file}", "style.css")
+        .replace("{file}", "dashboard.js")
+        .replace("{name}", "celeriac@host")
 }
 
 async fn cluster() -> Cluster {
@@ -70,6 +71,48 @@ async fn every_route_needs_the_token() {
         .expect("request")
         .status();
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn the_login_page_is_styled_without_the_token() {
+    let cluster = cluster().await;
+    let client = reqwest::Client::new();
+    let page = client
+        .get(format!("{}/dashboard", cluster.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), 401);
+    let html = page.text().await.expect("body");
+    // What the login form itself loads is served: its style sheet and logo.
+    for (asset, kind) in [("style.css", "text/css"), ("favicon.svg", "image/svg+xml")] {
+        let path = format!("/dashboard/assets/{asset}");
+        assert!(html.contains(&path), "the login page uses {path}");
+        let response = client
+            .get(format!("{}{path}", cluster.url))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{path}");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+    }
+    // Nothing else: the dashboard's scripts still need a session.
+    for path in [
+        "/dashboard/assets/dashboard.js",
+        "/dashboard/assets/worker.js",
+    ] {
+        let status = client
+            .get(format!("{}{path}", cluster.url))
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status, 401, "{path}");
+    }
 }
 
 #[tokio::test]

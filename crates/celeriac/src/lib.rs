@@ -67,7 +67,6 @@ pub mod beat;
 pub mod broker;
 pub mod canvas;
 mod connect;
-#[cfg(feature = "redis")]
 pub mod control;
 mod error;
 pub mod events;
@@ -76,6 +75,8 @@ pub mod printable;
 pub mod protocol;
 #[cfg(feature = "redis")]
 mod redis_support;
+#[cfg(feature = "redis")]
+mod redis_tls;
 mod result;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]

@@ -341,6 +341,37 @@ async fn dead_letters_page_and_cap_payloads(f: Fixture) {
     assert_eq!(b.queue_depth("q").await.expect("depth"), 0);
 }
 
+/// Monitors discover every queue holding messages, whoever declared it;
+/// internal lists (dead letters, unacked) are not queues.
+async fn queue_names_list_every_queue_with_messages(f: Fixture) {
+    let b = &f.broker;
+    b.declare(&queues(&["declared"])).await.expect("declare");
+    b.publish(message("undeclared", 0, "u"))
+        .await
+        .expect("publish");
+    b.publish(message("urgent", 9, "p")).await.expect("publish");
+    b.publish(message("urgent", 0, "p0"))
+        .await
+        .expect("publish");
+    let held = b
+        .reserve(&queues(&["urgent"]), 1, Duration::from_millis(500))
+        .await
+        .expect("reserve");
+    b.dead_letter(&held[0], "for the test")
+        .await
+        .expect("dead letter");
+    let names = b.queue_names().await.expect("names");
+    for queue in ["undeclared", "urgent"] {
+        assert!(names.iter().any(|n| n == queue), "{queue} in {names:?}");
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("dead") && !n.contains("unacked") && !n.contains('\u{6}')),
+        "{names:?}"
+    );
+}
+
 macro_rules! conformance {
     ($($broker:ident),*) => {
         $(mod $broker {
@@ -355,6 +386,7 @@ macro_rules! conformance {
             #[tokio::test] async fn dead_letters_keep_bytes_and_can_be_requeued() { super::dead_letters_keep_bytes_and_can_be_requeued(super::$broker(VT).await).await }
             #[tokio::test] async fn dead_letters_page_and_cap_payloads() { super::dead_letters_page_and_cap_payloads(super::$broker(VT).await).await }
             #[tokio::test] async fn extended_leases_are_not_redelivered() { super::extended_leases_are_not_redelivered(super::$broker(VT).await).await }
+            #[tokio::test] async fn queue_names_list_every_queue_with_messages() { super::queue_names_list_every_queue_with_messages(super::$broker(VT).await).await }
         })*
     };
 }

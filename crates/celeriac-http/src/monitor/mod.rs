@@ -14,6 +14,7 @@
 //! One mutex guards the state; it is never held across an await.
 
 pub(crate) mod groups;
+pub(crate) mod query;
 pub(crate) mod queues;
 pub(crate) mod tasks;
 pub(crate) mod workers;
@@ -25,7 +26,7 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
 use crate::metrics::{Gauges, TaskStats};
-use crate::views::{Overview, QueueView, TaskFilter, TaskView, WorkerView};
+use crate::views::{Overview, QueueView, TaskView, WorkerView};
 use tasks::{SentCall, TaskRecord, TaskTable};
 
 /// A change, pushed to live dashboards.
@@ -57,6 +58,8 @@ struct Inner {
 pub(crate) struct Monitor {
     inner: Mutex<Inner>,
     updates: broadcast::Sender<Update>,
+    /// Woken when a worker comes online (to ask it for task events now).
+    pub(crate) worker_online: tokio::sync::Notify,
 }
 
 impl Monitor {
@@ -75,6 +78,7 @@ impl Monitor {
                 dead_letters: 0,
             }),
             updates: broadcast::channel(1024).0,
+            worker_online: tokio::sync::Notify::new(),
         }
     }
 
@@ -99,6 +103,12 @@ impl Monitor {
 
     /// Apply one Celery event.
     pub(crate) fn apply_event(&self, event: &Event) {
+        if celeriac::control::is_control_event(event.kind()) {
+            return;
+        }
+        if event.kind() == "worker-online" {
+            self.worker_online.notify_one();
+        }
         let update = {
             let mut inner = self.lock();
             if event.kind().starts_with("worker-") {
@@ -198,12 +208,14 @@ impl Monitor {
                 record.view.state.clone(),
                 record.view.progress,
                 record.view.name.clone(),
+                record.view.result.clone(),
             );
             record.apply_meta(meta);
             let after = (
                 record.view.state.clone(),
                 record.view.progress,
                 record.view.name.clone(),
+                record.view.result.clone(),
             );
             (before != after).then(|| record.to_view())
         };
@@ -229,29 +241,36 @@ impl Monitor {
         record.to_view()
     }
 
-    /// Recent tasks matching `filter`, newest first, and how many matched.
-    pub(crate) fn list(&self, filter: &TaskFilter) -> (Vec<TaskView>, usize) {
-        let limit = filter.limit.unwrap_or(100).min(1000);
-        let state = filter.state.as_deref().map(str::to_ascii_uppercase);
+    /// One page of the tasks matching `query`, how many matched, and how
+    /// many are remembered in all.
+    pub(crate) fn list(&self, query: &query::Query) -> (Vec<TaskView>, usize, usize) {
+        let mut inner = self.lock();
+        let (page, total) = query::run(&mut inner.tasks, query);
+        (page, total, inner.tasks.len())
+    }
+
+    /// How many of the remembered tasks `worker` ran, by state.
+    pub(crate) fn worker_task_counts(
+        &self,
+        worker: &str,
+    ) -> std::collections::BTreeMap<String, u64> {
         let inner = self.lock();
-        let mut total = 0;
-        let mut out = Vec::new();
+        let mut counts = std::collections::BTreeMap::new();
         for record in inner.tasks.newest() {
-            let v = &record.view;
-            if state.as_deref().is_some_and(|s| v.state != s) {
-                continue;
-            }
-            if let Some(name) = filter.name.as_deref() {
-                if !v.name.as_deref().is_some_and(|n| n.contains(name)) {
-                    continue;
-                }
-            }
-            total += 1;
-            if out.len() < limit {
-                out.push(record.to_view());
+            if record.view.worker.as_deref() == Some(worker) {
+                *counts.entry(record.view.state.clone()).or_insert(0) += 1;
             }
         }
-        (out, total)
+        counts
+    }
+
+    /// The heartbeat view of `hostname`, if it was seen.
+    pub(crate) fn worker(&self, hostname: &str) -> Option<WorkerView> {
+        self.lock()
+            .workers
+            .list()
+            .into_iter()
+            .find(|w| w.hostname == hostname)
     }
 
     /// Unfinished tasks to read from the backend now.
@@ -363,10 +382,13 @@ mod tests {
         );
         monitor.apply_event(&Event::new("worker-heartbeat", "w@h", 3).with("active", 1));
         assert!(matches!(updates.try_recv(), Ok(Update::Task(_))));
-        let (tasks, total) = monitor.list(&TaskFilter {
-            state: Some("success".into()),
-            ..TaskFilter::default()
-        });
+        let (tasks, total, _) = monitor.list(
+            &query::Query::parse(&crate::views::TaskFilter {
+                state: Some("success".into()),
+                ..crate::views::TaskFilter::default()
+            })
+            .expect("query"),
+        );
         assert_eq!((tasks.len(), total), (1, 1));
         assert_eq!(monitor.workers().len(), 1);
         let text = monitor.metrics();

@@ -8,6 +8,11 @@
 //!    a finished state (SUCCESS, FAILURE, REVOKED) is only replaced by
 //!    another finished one, and SUCCESS never is — events can arrive late
 //!    or out of order (a RETRY's redelivery, a poll racing an event).
+//! 4. One source of truth per task: the backend's final document. A task
+//!    that finishes by an event drops whatever `result` it showed (a custom
+//!    state's meta, such as its last progress) and is read from the backend
+//!    once more ([`TaskTable::due_for_poll`]); the document's result then
+//!    replaces the event's repr.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -33,7 +38,17 @@ pub(crate) struct TaskRecord {
     pub(crate) call: Option<SentCall>,
     /// When the backend was last read for it.
     pub(crate) polled: Option<Instant>,
+    /// The backend's final document was applied (nothing left to read).
+    pub(crate) final_read: bool,
+    /// Reads of a finished task that found no final document yet.
+    pub(crate) final_misses: u8,
+    /// Lower-case text that search matches (`None`: to be rebuilt).
+    pub(crate) haystack: Option<String>,
 }
+
+/// Reads of a finished task's document before giving up (a task that
+/// ignores its result never has one).
+const FINAL_READS: u8 = 3;
 
 pub(crate) fn is_ready(state: &str) -> bool {
     matches!(state, "SUCCESS" | "FAILURE" | "REVOKED")
@@ -66,7 +81,46 @@ impl TaskRecord {
             },
             call: None,
             polled: None,
+            final_read: false,
+            final_misses: 0,
+            haystack: None,
         }
+    }
+
+    /// Whether the backend should still be read for this task.
+    pub(crate) fn needs_poll(&self) -> bool {
+        !self.view.ready || (!self.final_read && self.final_misses < FINAL_READS)
+    }
+
+    /// The text search looks in, built when missing.
+    pub(crate) fn haystack(&mut self) -> &str {
+        if self.haystack.is_none() {
+            let v = &self.view;
+            let mut text = String::with_capacity(128);
+            for part in [
+                Some(v.id.as_str()),
+                v.name.as_deref(),
+                v.argsrepr.as_deref(),
+                v.kwargsrepr.as_deref(),
+                v.result_repr.as_deref(),
+                v.exception.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                text.push_str(part);
+                text.push('\u{1}');
+            }
+            for value in [&v.args, &v.kwargs].into_iter().flatten() {
+                text.push_str(&value.to_string());
+                text.push('\u{1}');
+            }
+            if !v.result.is_null() {
+                text.push_str(&v.result.to_string());
+            }
+            self.haystack = Some(text.to_lowercase());
+        }
+        self.haystack.as_deref().unwrap_or_default()
     }
 
     /// Move to `state` unless the rules above forbid it; true if it changed.
@@ -133,14 +187,27 @@ impl TaskRecord {
             "task-rejected" => "REJECTED",
             _ => return None,
         };
-        self.set_state(state);
+        if self.set_state(state) && is_ready(state) && !self.final_read {
+            // Whatever `result` showed was not the outcome but a custom
+            // state's meta (e.g. progress): the event's repr stands in
+            // until the backend's document is read. Without such meta the
+            // event is the whole story (the page reads the document).
+            let had_meta = !self.view.result.is_null() || self.view.progress.is_some();
+            self.view.result = Value::Null;
+            self.final_read = !had_meta;
+        }
         Some(state)
     }
 
     /// Apply the backend's document (or its absence).
     pub(crate) fn apply_meta(&mut self, meta: Option<&ResultMeta>) {
         self.polled = Some(Instant::now());
-        let Some(meta) = meta else { return };
+        let Some(meta) = meta else {
+            if self.view.ready {
+                self.final_misses = self.final_misses.saturating_add(1);
+            }
+            return;
+        };
         let state = meta.status.as_str().to_owned();
         let v = &mut self.view;
         if v.name.is_none() {
@@ -159,22 +226,31 @@ impl TaskRecord {
             "PENDING" | "RECEIVED" | "STARTED" | "RETRY" | "REJECTED" | "IGNORED"
         ) && !is_ready(&state);
         if is_ready(&state) {
-            v.result = meta.result.clone();
-            v.traceback = meta.traceback.clone().or(v.traceback.take());
-            if state == "SUCCESS" {
-                v.progress = v.progress.map(|p| Progress {
-                    current: p.total,
-                    percent: 100.0,
-                    ..p
-                });
+            // A stored SUCCESS is never replaced, nor its result.
+            let stands = v.state == "SUCCESS" && state != "SUCCESS";
+            if !stands {
+                v.result = meta.result.clone();
+                v.traceback = meta.traceback.clone().or(v.traceback.take());
+                if state == "SUCCESS" {
+                    v.progress = v.progress.map(|p| Progress {
+                        current: p.total,
+                        percent: 100.0,
+                        ..p
+                    });
+                }
+                self.set_state(&state);
             }
-            self.set_state(&state);
-        } else if custom {
+            self.final_read = true;
+        } else if custom && !v.ready {
             v.progress = Progress::from_meta(&meta.result).or(v.progress);
             v.result = meta.result.clone();
             self.set_state(&state);
         } else if self.view.state == "PENDING" {
             self.set_state(&state);
+        } else if self.view.ready {
+            // Finished by an event; the document does not say so yet
+            // (a read racing the store): read it again later.
+            self.final_misses = self.final_misses.saturating_add(1);
         }
     }
 
@@ -214,6 +290,12 @@ impl TaskRecord {
     pub(crate) fn to_view(&self) -> TaskView {
         let mut view = self.view.clone();
         view.retryable = self.retryable();
+        if view.runtime.is_none() && view.ready {
+            // Failures carry no runtime in Celery's events: derive it.
+            if let (Some(start), Some(end)) = (view.started_at, view.finished_at) {
+                view.runtime = Some((end - start).max(0.0));
+            }
+        }
         view
     }
 }
@@ -256,8 +338,21 @@ impl TaskTable {
         self.records.get(id)
     }
 
+    /// The record for `id`, to change (its search text is rebuilt).
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut TaskRecord> {
-        self.records.get_mut(id)
+        let record = self.records.get_mut(id)?;
+        record.haystack = None;
+        Some(record)
+    }
+
+    /// How many records it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Every record, to refresh search texts.
+    pub(crate) fn records_mut(&mut self) -> impl Iterator<Item = &mut TaskRecord> {
+        self.records.values_mut()
     }
 
     /// The record for `id`, created (and the oldest evicted) if new.
@@ -270,9 +365,12 @@ impl TaskTable {
             }
             self.order.push_back(id.to_owned());
         }
-        self.records
+        let record = self
+            .records
             .entry(id.to_owned())
-            .or_insert_with(|| TaskRecord::new(id))
+            .or_insert_with(|| TaskRecord::new(id));
+        record.haystack = None;
+        record
     }
 
     /// Newest first.
@@ -283,19 +381,21 @@ impl TaskTable {
             .filter_map(|id| self.records.get(id))
     }
 
-    /// Ids of unfinished tasks to read from the backend: the least recently
-    /// read first, at most `max`, none read within `min_age`.
+    /// Ids of tasks to read from the backend: unfinished ones, and
+    /// finished ones whose final document was not read yet (those first);
+    /// the least recently read first, at most `max`, none read within
+    /// `min_age`.
     pub(crate) fn due_for_poll(&self, max: usize, min_age: std::time::Duration) -> Vec<String> {
-        let mut due: Vec<(Option<Instant>, &String)> = self
+        let mut due: Vec<(bool, Option<Instant>, &String)> = self
             .records
             .values()
-            .filter(|r| !r.view.ready && r.polled.is_none_or(|t| t.elapsed() >= min_age))
-            .map(|r| (r.polled, &r.view.id))
+            .filter(|r| r.needs_poll() && r.polled.is_none_or(|t| t.elapsed() >= min_age))
+            .map(|r| (!r.view.ready, r.polled, &r.view.id))
             .collect();
-        due.sort_by_key(|(polled, _)| *polled);
+        due.sort_by_key(|(unfinished, polled, _)| (*unfinished, *polled));
         due.into_iter()
             .take(max)
-            .map(|(_, id)| id.clone())
+            .map(|(_, _, id)| id.clone())
             .collect()
     }
 }
@@ -339,6 +439,60 @@ mod tests {
         r.apply_meta(Some(&done));
         assert!(r.view.ready);
         assert_eq!(r.view.progress.map(|p| p.percent), Some(100.0));
+    }
+
+    #[test]
+    fn the_final_document_wins_over_progress() {
+        let mut r = TaskRecord::new("t");
+        r.apply_event(&event("task-started", "t"));
+        let progress = ResultMeta::new(
+            "t",
+            TaskState::Custom("PROGRESS".into()),
+            json!({"current": 5700, "total": 6000}),
+        );
+        r.apply_meta(Some(&progress));
+        assert_eq!(r.view.result, json!({"current": 5700, "total": 6000}));
+        // The success event arrives before the document is read again.
+        r.apply_event(&event("task-succeeded", "t").with("result", "18000"));
+        assert_eq!(r.view.state, "SUCCESS");
+        assert_eq!(r.view.result, Value::Null, "progress is not the result");
+        assert_eq!(r.view.result_repr.as_deref(), Some("18000"));
+        assert!(r.needs_poll(), "the final document is still to be read");
+        // A read racing the store still sees PROGRESS: kept unread.
+        r.apply_meta(Some(&progress));
+        assert_eq!(r.view.result, Value::Null);
+        assert!(r.needs_poll());
+        let done = ResultMeta::new("t", TaskState::Success, json!(18000));
+        r.apply_meta(Some(&done));
+        assert_eq!(r.view.result, json!(18000));
+        assert!(!r.needs_poll());
+        // Later progress events or documents change nothing.
+        r.apply_meta(Some(&progress));
+        assert_eq!(r.view.result, json!(18000));
+        assert_eq!(r.view.state, "SUCCESS");
+    }
+
+    #[test]
+    fn finished_tasks_without_a_document_are_read_a_few_times_only() {
+        let mut table = TaskTable::new(10);
+        let record = table.entry("t");
+        record.view.progress = Progress::from_meta(&json!({"current": 1, "total": 2}));
+        record.apply_event(&event("task-succeeded", "t"));
+        let mut reads = 0;
+        while table.due_for_poll(10, std::time::Duration::ZERO) == ["t"] {
+            table.get_mut("t").expect("record").apply_meta(None);
+            reads += 1;
+            assert!(reads < 10, "polled forever");
+        }
+        assert_eq!(reads, usize::from(FINAL_READS));
+    }
+
+    #[test]
+    fn failures_get_a_runtime() {
+        let mut r = TaskRecord::new("t");
+        r.apply_event(&event("task-started", "t").with("timestamp", 100.0));
+        r.apply_event(&event("task-failed", "t").with("timestamp", 101.5));
+        assert_eq!(r.to_view().runtime, Some(1.5));
     }
 
     #[test]

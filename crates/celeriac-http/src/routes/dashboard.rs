@@ -6,6 +6,7 @@
 //! | `GET /dashboard` | workers, queues, recent tasks, dead letters, live |
 //! | `GET /dashboard/tasks/{id}` | one task: arguments, result, traceback, progress bar, parent, children, group, chord |
 //! | `GET /dashboard/groups/{id}` | one group: members with states, live progress bar |
+//! | `GET /dashboard/workers/{name}` | one worker: counts, registered tasks and rate limits, queues, rate-limit and shutdown controls, its tasks |
 //! | `GET /dashboard/assets/{file}` | CSS, JavaScript, icon |
 //! | `POST /dashboard/login` | token form → session cookie (see [`crate::auth`]) |
 //!
@@ -29,6 +30,7 @@ pub(crate) const LOGIN_HTML: &str = include_str!("../../assets/login.html");
 const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const TASK_HTML: &str = include_str!("../../assets/task.html");
 const GROUP_HTML: &str = include_str!("../../assets/group.html");
+const WORKER_HTML: &str = include_str!("../../assets/worker.html");
 
 /// Embedded assets: name, content type, bytes.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -56,6 +58,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "group.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/group.js"),
+    ),
+    (
+        "worker.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/worker.js"),
     ),
     (
         "favicon.svg",
@@ -108,6 +115,19 @@ pub(crate) async fn group_page(ApiPath(id): ApiPath<String>) -> Result<Response,
     crate::extract::task_id(&id)?;
     Ok(page(StatusCode::OK, GROUP_HTML))
 }
+
+/// One worker's page (the script reads the name from the address).
+pub(crate) async fn worker_page(ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {
+    crate::extract::task_id(&name)?;
+    Ok(page(StatusCode::OK, WORKER_HTML))
+}
+
+/// Assets the login page itself uses: served without a session, so the
+/// form is styled and shows its logo (nothing in them is private).
+pub(crate) const LOGIN_ASSETS: &[&str] = &[
+    "/dashboard/assets/style.css",
+    "/dashboard/assets/favicon.svg",
+];
 
 /// An embedded asset.
 pub(crate) async fn asset(ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {

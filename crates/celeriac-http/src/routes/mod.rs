@@ -14,6 +14,7 @@ pub(crate) mod openapi;
 pub(crate) mod producer;
 pub(crate) mod stream;
 pub(crate) mod tasks;
+pub(crate) mod workers;
 
 use std::sync::Arc;
 
@@ -43,6 +44,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/groups"),
     ("GET", "/api/groups/{group}"),
     ("GET", "/api/workers"),
+    ("GET", "/api/workers/{name}"),
+    ("POST", "/api/workers/{name}/rate-limit"),
+    ("POST", "/api/workers/{name}/shutdown"),
     ("GET", "/api/queues"),
     ("GET", "/api/overview"),
     ("GET", "/api/dead-letters"),
@@ -55,6 +59,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/dashboard"),
     ("GET", "/dashboard/tasks/{id}"),
     ("GET", "/dashboard/groups/{id}"),
+    ("GET", "/dashboard/workers/{name}"),
     ("GET", "/dashboard/assets/{file}"),
     ("POST", "/dashboard/login"),
 ];
@@ -97,6 +102,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/groups", post(groups::send_group))
         .route("/api/groups/{group}", get(groups::get_group))
         .route("/api/workers", get(cluster::workers))
+        .route("/api/workers/{name}", get(workers::worker))
+        .route("/api/workers/{name}/rate-limit", post(workers::rate_limit))
+        .route("/api/workers/{name}/shutdown", post(workers::shutdown))
         .route("/api/queues", get(cluster::queues))
         .route("/api/overview", get(cluster::overview))
         .route("/api/dead-letters", get(cluster::dead_letters))
@@ -110,6 +118,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/tasks/{id}", get(dashboard::task_page))
         .route("/dashboard/groups/{id}", get(dashboard::group_page))
+        .route("/dashboard/workers/{name}", get(dashboard::worker_page))
         .route("/dashboard/assets/{file}", get(dashboard::asset))
         .route("/dashboard/login", post(dashboard::login))
         .fallback(not_found)

@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cluster, groups, producer, stream, tasks};
+use crate::routes::{cluster, groups, producer, stream, tasks, workers};
 use crate::views;
 
 struct BearerAuth;
@@ -129,6 +129,7 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         groups::send_group, groups::get_group,
         cluster::workers, cluster::queues, cluster::overview, cluster::dead_letters, cluster::requeue,
         cluster::health, cluster::metrics, stream::events,
+        workers::worker, workers::rate_limit, workers::shutdown,
     ),
     components(schemas(
         ErrorBody, views::JobPublished, views::JobStatus, views::SumRequest,
@@ -136,6 +137,8 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         views::TaskList, views::RevokeResponse, views::WorkerView, views::QueueView,
         views::DeadLetterView, views::Overview, views::Health, views::Requeued,
         views::SendGroupRequest, views::GroupSent, views::GroupView, views::GroupMember,
+        views::TaskSort, views::SortOrder, views::WorkerDetail, views::RegisteredTask,
+        views::RateLimitRequest, views::ControlReply,
     )),
     modifiers(&BearerAuth, &LayerAnswers),
     security(("bearer" = [])),

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /api/tasks/{task}` | send task *name* `{args, kwargs, options}` |
 //! | `GET /api/tasks/{task}` | task *id*: state, progress, result, traceback |
-//! | `GET /api/tasks?state=&name=&limit=` | recent tasks, newest first |
+//! | `GET /api/tasks?state=&name=&worker=&q=&since=&until=&sort=&order=&offset=&limit=` | a page of the remembered tasks, filtered, searched and sorted |
 //! | `POST /api/tasks/{task}/revoke?terminate=true` | revoke |
 //! | `POST /api/tasks/{task}/retry` | send the same call again |
 
@@ -16,6 +16,7 @@ use axum::Json;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, BodyJson};
+use crate::monitor::query::Query;
 use crate::server::Shared;
 use crate::service;
 use crate::views::{
@@ -48,15 +49,24 @@ pub(crate) async fn get_task(
     Ok(Json(service::task_view(&shared, &id).await?))
 }
 
-/// Recent tasks (sent here or seen in events), newest first.
+/// Tasks the server remembers (sent here or seen in events): filtered by
+/// state, name, worker and time, searched (id, arguments, result), sorted
+/// and paged on the server.
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks", params(TaskFilter),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody)))]
 pub(crate) async fn list_tasks(
     State(shared): State<Arc<Shared>>,
     ApiQuery(filter): ApiQuery<TaskFilter>,
 ) -> Result<Json<TaskList>, ApiError> {
-    let (tasks, total) = shared.monitor.list(&filter);
-    Ok(Json(TaskList { tasks, total }))
+    let query = Query::parse(&filter).map_err(ApiError::bad_request)?;
+    let (tasks, total, remembered) = shared.monitor.list(&query);
+    Ok(Json(TaskList {
+        tasks,
+        total,
+        offset: query.offset(),
+        limit: query.limit(),
+        remembered,
+    }))
 }
 
 /// Revoke a task: workers skip it; with `terminate=true` a running one is

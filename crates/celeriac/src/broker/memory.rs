@@ -328,6 +328,12 @@ impl Broker for MemoryBroker {
         Ok(self.lock().queues.get(queue).map_or(0, |q| q.len() as u64))
     }
 
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.lock().queues.keys().cloned().collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
     }

@@ -26,6 +26,8 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 pub use dead_letters::DeadLetterInfo;
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod dead_letters;
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -251,6 +253,18 @@ pub trait Broker: Send + Sync + 'static {
     /// # Errors
     /// When the broker cannot be reached.
     async fn queue_depth(&self, queue: &str) -> Result<u64>;
+
+    /// Every queue the broker holds or routes to, for monitors (read only,
+    /// never part of delivery): SQLite's distinct queues of waiting
+    /// messages, Redis's kombu bindings (`_kombu.binding.*`, pidbox and
+    /// event queues left out) and its queue lists, memory's queues. The
+    /// default knows none.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 
     /// The visibility timeout: how long a reservation lasts without `extend`.
     fn visibility_timeout(&self) -> Duration;

@@ -1,6 +1,8 @@
-//! Remote control over Celery's "pidbox", on Redis.
+//! Remote control: Celery's "pidbox" on Redis, and the same commands
+//! carried by the event bus on every other transport.
 //!
-//! The wire, as `celery inspect`/`celery control` and Flower use it:
+//! On Redis the wire is Celery's, as `celery inspect`/`celery control` and
+//! Flower use it (`pidbox.rs`):
 //!
 //! 1. A command is a kombu envelope `PUBLISH`ed on `/<db>.celery.pidbox`
 //!    with body `{method, arguments, destination, pattern, matcher}` and,
@@ -11,27 +13,45 @@
 //!    `{ticket, clock}` onto `<oid>.reply.celery.pidbox`.
 //! 3. The caller pops replies from that list until its timeout.
 //!
+//! On SQLite and memory brokers there is no pidbox to speak to, so
+//! [`Control::over_events`] carries the same `{method, arguments,
+//! destination, ticket}` as an event of type `celeriac-control` on the
+//! app's [`EventBus`] (the SQLite file's events table, polled every 200 ms,
+//! or the process's channel); a worker answers with a
+//! `celeriac-control-reply` event naming the ticket (`bus.rs`). Only
+//! Celeriac processes speak it; monitors skip both types
+//! ([`is_control_event`]). [`crate::App::remote_control`] picks the channel
+//! that goes with the app's broker.
+//!
 //! [`Control`] is the caller's side (`celeriac inspect`, the dashboard,
 //! [`crate::App::revoke`]); [`Control::listen`] gives a worker the commands
-//! addressed to it and [`Command::reply`] sends its answer.
+//! addressed to it and [`Control::reply`] sends its answer.
 
+mod bus;
+#[cfg(feature = "redis")]
+mod pidbox;
+
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use redis::aio::ConnectionManager;
-use serde_json::{json, Map, Value};
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
 
-use crate::protocol::{DeliveryInfo, Envelope, Properties};
-use crate::redis_support::{connect, SEP};
-use crate::{Error, Result};
+use crate::events::EventBus;
+use crate::Result;
 
-/// The caller's side of remote control.
+/// The caller's side of remote control, and the worker's.
 #[derive(Clone)]
 pub struct Control {
-    client: redis::Client,
-    conn: ConnectionManager,
-    channel: String,
-    prefix: String,
+    channel: Channel,
+}
+
+#[derive(Clone)]
+enum Channel {
+    #[cfg(feature = "redis")]
+    Pidbox(Box<pidbox::Pidbox>),
+    Bus(bus::BusControl),
 }
 
 /// A command received by a worker.
@@ -45,98 +65,67 @@ pub struct Command {
     reply_to: Option<String>,
 }
 
-fn err(context: &'static str) -> impl Fn(redis::RedisError) -> Error {
-    move |e| Error::broker(context, e)
-}
+/// The commands addressed to one worker, as they arrive.
+pub type CommandStream = Pin<Box<dyn Stream<Item = Command> + Send>>;
 
-fn envelope(
-    body: &Value,
-    headers: Map<String, Value>,
-    exchange: &str,
-    routing_key: &str,
-    mode: u8,
-) -> Envelope {
-    let properties = Properties {
-        correlation_id: None,
-        reply_to: None,
-        delivery_mode: mode,
-        delivery_info: DeliveryInfo {
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
-            extra: Map::new(),
-        },
-        priority: Some(0),
-        body_encoding: "base64".into(),
-        delivery_tag: uuid::Uuid::new_v4().to_string(),
-        extra: Map::new(),
-    };
-    Envelope::new(
-        &serde_json::to_vec(body).unwrap_or_default(),
-        headers,
-        properties,
-    )
-}
-
-fn now() -> f64 {
-    chrono::Utc::now().timestamp_micros() as f64 / 1e6
+/// True for the events that carry remote control on the event bus (not
+/// worker or task events: monitors skip them).
+pub fn is_control_event(kind: &str) -> bool {
+    kind.starts_with("celeriac-control")
 }
 
 impl Control {
-    /// Connect to the Redis broker at `url`.
+    /// Celery's pidbox on the Redis broker at `url`.
     ///
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
+    #[cfg(feature = "redis")]
     pub async fn open(url: &str, key_prefix: &str) -> Result<Self> {
-        let (client, conn) = connect(url).await?;
-        let db = client.get_connection_info().redis.db;
         Ok(Control {
-            client,
-            conn,
-            channel: format!("{key_prefix}/{db}.celery.pidbox"),
-            prefix: key_prefix.to_owned(),
+            channel: Channel::Pidbox(Box::new(pidbox::Pidbox::open(url, key_prefix).await?)),
         })
     }
 
-    fn reply_list(&self, oid: &str) -> String {
-        format!("{}{oid}.reply.celery.pidbox", self.prefix)
+    /// Remote control carried by an event bus: for brokers without a
+    /// pidbox (SQLite, memory). Every process that shares the bus (the
+    /// same SQLite file, the same process) reaches every other.
+    pub fn over_events(events: Arc<dyn EventBus>) -> Self {
+        Control {
+            channel: Channel::Bus(bus::BusControl::new(events)),
+        }
     }
 
-    async fn publish(&self, body: &Value, timeout: Duration) -> Result<()> {
-        let mut headers = Map::new();
-        headers.insert("clock".into(), 1.into());
-        headers.insert("expires".into(), (now() + timeout.as_secs_f64()).into());
-        let message = envelope(body, headers, "celery.pidbox", "", 2);
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(message.to_vec())
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(err("publishing a control command"))?;
-        Ok(())
+    /// `"pidbox"` (Celery's, on Redis) or `"events"` (the event bus).
+    pub fn kind(&self) -> &'static str {
+        match &self.channel {
+            #[cfg(feature = "redis")]
+            Channel::Pidbox(_) => "pidbox",
+            Channel::Bus(_) => "events",
+        }
     }
 
     /// Send a command without waiting for replies (Celery's `control`).
     ///
     /// # Errors
-    /// When Redis cannot be reached.
+    /// When the transport cannot be reached.
     pub async fn broadcast(
         &self,
         method: &str,
         arguments: Value,
         destination: Option<Vec<String>>,
     ) -> Result<()> {
-        let body = json!({
-            "method": method, "arguments": arguments, "destination": destination,
-            "pattern": null, "matcher": null,
-        });
-        self.publish(&body, Duration::from_secs(1)).await
+        match &self.channel {
+            #[cfg(feature = "redis")]
+            Channel::Pidbox(p) => p.broadcast(method, arguments, destination).await,
+            Channel::Bus(b) => b.broadcast(method, arguments, destination).await,
+        }
     }
 
     /// Send a command and collect `{node: reply}` answers for `timeout`
     /// (or until `limit` nodes answered), as `celery inspect` does.
     ///
     /// # Errors
-    /// When Redis cannot be reached.
+    /// When the transport cannot be reached.
     pub async fn call(
         &self,
         method: &str,
@@ -145,181 +134,49 @@ impl Control {
         timeout: Duration,
         limit: Option<usize>,
     ) -> Result<Vec<(String, Value)>> {
-        let oid = uuid::Uuid::new_v4().to_string();
-        let list = self.reply_list(&oid);
-        let binding = format!("{}_kombu.binding.reply.celery.pidbox", self.prefix);
-        let member = format!("{oid}{SEP}{SEP}{oid}.reply.celery.pidbox");
-        let mut conn = self.conn.clone();
-        let _: i64 = redis::cmd("SADD")
-            .arg(&binding)
-            .arg(&member)
-            .query_async(&mut conn)
-            .await
-            .map_err(err("declaring a reply queue"))?;
-        let ticket = uuid::Uuid::new_v4().to_string();
-        let body = json!({
-            "method": method, "arguments": arguments, "destination": destination,
-            "pattern": null, "matcher": null, "ticket": ticket,
-            "reply_to": {"exchange": "reply.celery.pidbox", "routing_key": oid},
-        });
-        self.publish(&body, timeout).await?;
-        let deadline = crate::deadline(timeout);
-        let mut replies = Vec::new();
-        // A dedicated connection: BRPOP blocks it.
-        let mut blocking = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(err("waiting for control replies"))?;
-        while limit.is_none_or(|l| replies.len() < l) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            let popped: Option<(String, Vec<u8>)> = redis::cmd("BRPOP")
-                .arg(&list)
-                .arg(left.as_secs_f64().max(0.01))
-                .query_async(&mut blocking)
-                .await
-                .map_err(err("waiting for control replies"))?;
-            let Some((_, raw)) = popped else { break };
-            let Ok(reply) = Envelope::from_slice(&raw) else {
-                continue;
-            };
-            if reply.headers.get("ticket").and_then(Value::as_str) != Some(ticket.as_str()) {
-                continue;
-            }
-            let Ok(body) = reply.decoded_body() else {
-                continue;
-            };
-            if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
-                replies.extend(map);
-            }
+        match &self.channel {
+            #[cfg(feature = "redis")]
+            Channel::Pidbox(p) => p.call(method, arguments, destination, timeout, limit).await,
+            Channel::Bus(b) => b.call(method, arguments, destination, timeout, limit).await,
         }
-        let _: () = redis::pipe()
-            .srem(&binding, &member)
-            .ignore()
-            .del(&list)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(err("removing a reply queue"))?;
-        Ok(replies)
     }
 
-    /// The commands addressed to `hostname`, as they arrive.
+    /// The commands addressed to `hostname`, as they arrive. Commands sent
+    /// after this returns are delivered.
     ///
     /// # Errors
-    /// When Redis cannot be reached.
-    pub async fn listen(
-        &self,
-        hostname: &str,
-    ) -> Result<impl futures::Stream<Item = Command> + Send + use<>> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(err("listening for control commands"))?;
-        pubsub
-            .subscribe(&self.channel)
-            .await
-            .map_err(err("listening for control commands"))?;
-        // Celery workers bind their own pidbox queue; monitors look for it.
-        let _: i64 = redis::cmd("SADD")
-            .arg(format!("{}_kombu.binding.celery.pidbox", self.prefix))
-            .arg(format!("{SEP}{SEP}{hostname}.celery.pidbox"))
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(err("binding the worker's pidbox"))?;
-        let hostname = hostname.to_owned();
-        Ok(pubsub.into_on_message().filter_map(move |message| {
-            let command = parse_command(message.get_payload_bytes(), &hostname);
-            async move { command }
-        }))
+    /// When the transport cannot be reached.
+    pub async fn listen(&self, hostname: &str) -> Result<CommandStream> {
+        match &self.channel {
+            #[cfg(feature = "redis")]
+            Channel::Pidbox(p) => Ok(p.listen(hostname).await?.boxed()),
+            Channel::Bus(b) => b.listen(hostname).await,
+        }
     }
 
     /// Send a worker's answer to a command (no-op when none is wanted).
     ///
     /// # Errors
-    /// When Redis cannot be reached.
+    /// When the transport cannot be reached.
     pub async fn reply(&self, command: &Command, hostname: &str, reply: Value) -> Result<()> {
-        let (Some(ticket), Some(oid)) = (&command.ticket, &command.reply_to) else {
-            return Ok(());
-        };
-        let mut headers = Map::new();
-        headers.insert("ticket".into(), ticket.clone().into());
-        headers.insert("clock".into(), 1.into());
-        let mut body = Map::new();
-        body.insert(hostname.to_owned(), reply);
-        let message = envelope(&Value::Object(body), headers, "reply.celery.pidbox", oid, 1);
-        let _: i64 = redis::cmd("LPUSH")
-            .arg(self.reply_list(oid))
-            .arg(message.to_vec())
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(err("replying to a control command"))?;
-        Ok(())
-    }
-}
-
-/// A command from pidbox bytes, if it is addressed to `hostname`.
-fn parse_command(bytes: &[u8], hostname: &str) -> Option<Command> {
-    let envelope = Envelope::from_slice(bytes).ok()?;
-    let body: Value = serde_json::from_slice(&envelope.decoded_body().ok()?).ok()?;
-    if let Some(destination) = body.get("destination").and_then(Value::as_array) {
-        if !destination.iter().any(|d| d.as_str() == Some(hostname)) {
-            return None;
+        match &self.channel {
+            #[cfg(feature = "redis")]
+            Channel::Pidbox(p) => p.reply(command, hostname, reply).await,
+            Channel::Bus(b) => b.reply(command, hostname, reply).await,
         }
     }
-    Some(Command {
-        method: body.get("method")?.as_str()?.to_owned(),
-        arguments: body
-            .get("arguments")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        ticket: body
-            .get("ticket")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        reply_to: body
-            .get("reply_to")
-            .and_then(|r| r.get("routing_key"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/celery")
-            .join(name);
-        std::fs::read(path).unwrap_or_default()
-    }
-
-    #[test]
-    fn reads_celerys_inspect_ping() {
-        let command =
-            parse_command(&fixture("pidbox_broadcast_ping.json"), "me@host").expect("command");
-        assert_eq!(command.method, "ping");
-        assert!(command.ticket.is_some() && command.reply_to.is_some());
-    }
-
-    #[test]
-    fn ignores_commands_for_other_nodes() {
-        let bytes = fixture("pidbox_broadcast_ping_destination.json");
-        let envelope = Envelope::from_slice(&bytes).expect("envelope");
-        let body: Value =
-            serde_json::from_slice(&envelope.decoded_body().expect("body")).expect("json");
-        let target = body["destination"][0]
-            .as_str()
-            .expect("destination")
-            .to_owned();
-        assert!(parse_command(&bytes, &target).is_some());
-        assert!(parse_command(&bytes, "someone-else@host").is_none());
+impl crate::App {
+    /// Remote control on this app's transport: Celery's pidbox when the
+    /// broker is Redis, else carried by the app's event bus (SQLite file,
+    /// in-process channel), which every Celeriac worker on the same broker
+    /// listens to.
+    pub fn remote_control(&self) -> Control {
+        #[cfg(feature = "redis")]
+        if let Some(control) = self.control() {
+            return control.clone();
+        }
+        Control::over_events(Arc::clone(self.events()))
     }
 }

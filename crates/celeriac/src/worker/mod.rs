@@ -25,7 +25,6 @@ mod execute;
 mod executor;
 mod prefetch;
 mod rate_limit;
-#[cfg(feature = "redis")]
 mod remote;
 mod retry;
 mod settle;
@@ -255,6 +254,16 @@ impl Worker {
                 trigger.fire();
             })
         };
+        // Listen for remote control before announcing ourselves, so a
+        // monitor answering `worker-online` with `enable_events` reaches us.
+        let control = app.remote_control();
+        let commands = match control.listen(&options.hostname).await {
+            Ok(commands) => Some(commands),
+            Err(err) => {
+                tracing::warn!(error = %err, "remote control unavailable");
+                None
+            }
+        };
         events.worker("worker-online", 0, 0).await;
         let heartbeats = events.spawn_heartbeats(Arc::clone(&stats));
         let revocations = start_revocation_sync(&app, &state, options.revoke_ttl).await;
@@ -266,17 +275,16 @@ impl Worker {
             state,
             Arc::clone(&events),
         );
-        #[cfg(feature = "redis")]
-        let remote = app.control().cloned().map(|control| {
+        let remote = commands.map(|commands| {
             tokio::spawn(remote::serve(
                 control,
+                commands,
                 consumer.shared(),
                 Arc::clone(&trigger),
                 std::time::Instant::now(),
             ))
         });
         consumer.run().await;
-        #[cfg(feature = "redis")]
         if let Some(remote) = remote {
             remote.abort();
         }

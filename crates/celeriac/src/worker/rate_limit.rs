@@ -66,6 +66,21 @@ impl RateLimits {
         }
     }
 
+    /// The limit of `task` in Celery's spelling (`10/s`, `5/m`, `2/h`),
+    /// `None` when unlimited.
+    pub(crate) fn spelled(&self, task: &str) -> Option<String> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let (interval, _) = slots.get(task)?;
+        let per_second = 1.0 / interval.as_secs_f64().max(1e-9);
+        for (unit, seconds) in [("s", 1.0), ("m", 60.0), ("h", 3600.0)] {
+            let count = per_second * seconds;
+            if count >= 1.0 && (count - count.round()).abs() < 1e-6 {
+                return Some(format!("{}/{unit}", count.round()));
+            }
+        }
+        Some(format!("{:.3}/h", per_second * 3600.0))
+    }
+
     /// Wait for `task`'s next free slot (at once when unlimited).
     pub(crate) async fn acquire(&self, task: &str) {
         let start = {
@@ -84,6 +99,17 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_are_spelled_back() {
+        let limits = RateLimits::default();
+        for text in ["10/s", "5/m", "2/h", "100/m"] {
+            limits.set("t", parse_rate_limit(text).expect("valid"));
+            assert_eq!(limits.spelled("t").as_deref(), Some(text));
+        }
+        limits.set("t", None);
+        assert_eq!(limits.spelled("t"), None);
+    }
 
     #[test]
     fn parses_celery_spellings() {

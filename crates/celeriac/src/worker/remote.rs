@@ -13,24 +13,18 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::consumer::Shared;
-use crate::control::{Command, Control};
+use crate::control::{Command, CommandStream, Control};
 use crate::shutdown::ShutdownTrigger;
 
 /// Serve commands until the stream ends or the task is aborted.
 pub(super) async fn serve(
     control: Control,
+    mut commands: CommandStream,
     shared: Arc<Shared>,
     stop: Arc<ShutdownTrigger>,
     started: std::time::Instant,
 ) {
     let hostname = shared.options.hostname.clone();
-    let mut commands = match control.listen(&hostname).await {
-        Ok(stream) => Box::pin(stream),
-        Err(err) => {
-            tracing::warn!(error = %err, "remote control unavailable");
-            return;
-        }
-    };
     while let Some(command) = commands.next().await {
         tracing::debug!(method = %command.method, "remote control command");
         let reply = answer(&shared, &command, &stop, started);
@@ -66,7 +60,7 @@ fn answer(
         "reserved" => Value::Array(shared.state.requests(false, hostname)),
         // ETAs wait in the broker, not in worker memory.
         "scheduled" => json!([]),
-        "registered" => json!(shared.app.task_names()),
+        "registered" => registered(shared, args),
         "active_queues" => Value::Array(
             shared
                 .options
@@ -130,6 +124,42 @@ fn answer(
         }
         other => json!({"error": format!("No such method: {other}")}),
     }
+}
+
+/// Celery's `registered`: task names, or with `taskinfoitems` (e.g.
+/// `["rate_limit"]`) `"name [rate_limit=10/m]"`, as Celery's workers
+/// answer (an item without a value is left out).
+fn registered(shared: &Shared, args: &serde_json::Map<String, Value>) -> Value {
+    let items: Vec<&str> = args
+        .get("taskinfoitems")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let names = shared.app.task_names();
+    if items.is_empty() {
+        return json!(names);
+    }
+    let entries: Vec<String> = names
+        .iter()
+        .map(|name| {
+            let fields: Vec<String> = items
+                .iter()
+                .filter_map(|item| match *item {
+                    "rate_limit" => shared
+                        .rate_limits
+                        .spelled(name)
+                        .map(|r| format!("rate_limit={r}")),
+                    _ => None,
+                })
+                .collect();
+            if fields.is_empty() {
+                (*name).to_owned()
+            } else {
+                format!("{name} [{}]", fields.join(" "))
+            }
+        })
+        .collect();
+    json!(entries)
 }
 
 fn stats(shared: &Shared, started: std::time::Instant) -> Value {

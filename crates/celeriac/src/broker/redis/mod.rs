@@ -422,7 +422,91 @@ impl Broker for RedisBroker {
         Ok(lens.iter().sum())
     }
 
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        queue_names(&mut self.conn.clone(), &self.keys).await
+    }
+
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
+    }
+}
+
+/// Queues kombu routes to (the last part of each `_kombu.binding.*`
+/// member) and lists that hold messages, one `SCAN` pass each; pidbox,
+/// event and reply queues are left out, priority lists (`q\x06\x163`)
+/// count as their queue.
+async fn queue_names(conn: &mut ConnectionManager, keys: &Keys) -> Result<Vec<String>> {
+    let err = redis_err("listing Redis queues");
+    let prefix = keys.prefix().to_owned();
+    let internal = |name: &str| {
+        name.ends_with(".celery.pidbox")
+            || name.ends_with("reply.celery.pidbox")
+            || name.starts_with("celeryev")
+            || name.starts_with("celeriac.")
+            || name.starts_with("_kombu.")
+            || name.starts_with("celery-task-meta-")
+            || name.starts_with("celery-taskset-meta-")
+            || name.starts_with("unacked")
+    };
+    let mut names = std::collections::BTreeSet::new();
+    let bindings: Vec<String> = scan(conn, &format!("{}*", keys.binding_prefix()), None)
+        .await
+        .map_err(&err)?;
+    for binding in bindings {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&binding)
+            .query_async(conn)
+            .await
+            .map_err(&err)?;
+        for member in members {
+            if let Some(queue) = member.rsplit(SEP).next() {
+                if !queue.is_empty() && !internal(queue) {
+                    names.insert(queue.to_owned());
+                }
+            }
+        }
+    }
+    let lists = scan(conn, &format!("{prefix}*"), Some("list"))
+        .await
+        .map_err(&err)?;
+    for key in lists {
+        let Some(name) = key.strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        let name = match name.rsplit_once(SEP) {
+            Some((queue, step)) if STEPS.iter().any(|s| s.to_string() == step) => queue,
+            _ => name,
+        };
+        if !name.is_empty() && !internal(name) {
+            names.insert(name.to_owned());
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
+async fn scan(
+    conn: &mut ConnectionManager,
+    pattern: &str,
+    kind: Option<&str>,
+) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        if let Some(kind) = kind {
+            cmd.arg("TYPE").arg(kind);
+        }
+        let (next, keys): (u64, Vec<String>) = cmd.query_async(conn).await?;
+        out.extend(keys);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
     }
 }

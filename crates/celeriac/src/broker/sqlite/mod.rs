@@ -375,6 +375,19 @@ impl Broker for SqliteBroker {
             .map_err(|e| Error::broker("counting a SQLite queue", e))
     }
 
+    async fn queue_names(&self) -> Result<Vec<String>> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT DISTINCT queue FROM celeriac_messages ORDER BY queue",
+                )?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| Error::broker("listing SQLite queues", e))
+    }
+
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
     }
