@@ -77,6 +77,12 @@ pub(crate) struct ConnectionArgs {
         hide_env_values = true
     )]
     pub(crate) visibility_timeout: Option<f64>,
+
+    /// Prefix of every Redis key and channel (kombu's
+    /// broker_transport_options global_keyprefix): set it to the producers'
+    /// value, or the worker never sees their queues [default: none]
+    #[arg(long, value_name = "PREFIX", env = "CELERIAC_GLOBAL_KEYPREFIX")]
+    pub(crate) global_keyprefix: Option<String>,
 }
 
 /// Flags of `celeriac worker` beyond the connection.
@@ -168,7 +174,16 @@ pub(crate) struct FileConfig {
     visibility_timeout: Option<f64>,
     result_expires: Option<f64>,
     #[serde(default)]
+    broker_transport_options: FileTransportOptions,
+    #[serde(default)]
     worker: FileWorker,
+}
+
+/// The `[broker_transport_options]` table, named as Celery names it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTransportOptions {
+    global_keyprefix: Option<String>,
 }
 
 /// The `[worker]` table of the TOML file.
@@ -269,6 +284,13 @@ impl Config {
             ..AppConfig::default()
         };
         check_url("result backend", &app.backend_url)?;
+        if let Some(prefix) = args
+            .global_keyprefix
+            .clone()
+            .or(file.broker_transport_options.global_keyprefix)
+        {
+            app.key_prefix = prefix;
+        }
         if let Some(queue) = non_empty(file.default_queue) {
             app.default_queue = queue;
         }
@@ -425,7 +447,8 @@ mod tests {
         let path = write(
             dir.path(),
             "broker_url = \"sqlite://file.db\"\nresult_backend = \"memory://\"\n\
-             visibility_timeout = 5\n[worker]\nconcurrency = 3\nqueues = [\"a\", \"b\"]\n",
+             visibility_timeout = 5\n[broker_transport_options]\nglobal_keyprefix = \"proj:\"\n\
+             [worker]\nconcurrency = 3\nqueues = [\"a\", \"b\"]\n",
         );
         let conn = ConnectionArgs {
             broker: Some("sqlite://flag.db".into()),
@@ -440,6 +463,7 @@ mod tests {
         assert_eq!(cfg.config.app.broker_url, "sqlite://flag.db");
         assert_eq!(cfg.config.app.backend_url, "memory://");
         assert_eq!(cfg.config.app.visibility_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.config.app.key_prefix, "proj:");
         assert_eq!(cfg.options.concurrency, 3);
         assert_eq!(cfg.options.prefetch, 7);
         assert!(

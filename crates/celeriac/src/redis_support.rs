@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::connect::redact;
 use crate::{Error, Result};
 
 /// kombu's separator inside priority list names and binding members.
@@ -18,10 +17,8 @@ pub(crate) const SEP: &str = "\x06\x16";
 /// outage fail fast; the connection re-establishes itself in the background
 /// and callers retry with their own backoff.
 pub(crate) async fn connect(url: &str) -> Result<(redis::Client, ConnectionManager)> {
-    let client = redis::Client::open(url).map_err(|e| Error::InvalidUrl {
-        url: redact(url),
-        reason: e.to_string(),
-    })?;
+    // Celery's `ssl_*` query options (a private CA, a client certificate).
+    let client = crate::redis_tls::RedisTls::parse(url)?.client(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Duration::from_secs(5))
         .set_response_timeout(Duration::from_secs(30))
