@@ -19,6 +19,10 @@
 #      - chromium + chromium-driver (apt-get) only when a browser test exists,
 #        i.e. some file under crates/*/tests or tests/ mentions
 #        CELERIAC_TEST_CHROMIUM (or CELERIAC_NEED_CHROMIUM=1 is set);
+#      - nginx (apt-get, Debian's package) only when a deployment test
+#        exists, i.e. some file under crates/*/tests or tests/ mentions
+#        CELERIAC_TEST_NGINX (or CELERIAC_NEED_NGINX=1 is set); the tests
+#        start their own nginx on a loopback port, never the system's;
 #      - a Python venv in .venv with the packages pinned in
 #        scripts/requirements-interop.txt (Celery 5.x, redis, flower); an
 #        existing venv is reused when its packages import at the pinned versions.
@@ -28,6 +32,7 @@
 #        CELERIAC_TEST_REDIS_SERVER  path of redis-server (tests may start their own)
 #        CELERIAC_TEST_PYTHON        $ROOT/.venv/bin/python (has celery, kombu, redis, flower)
 #        CELERIAC_TEST_CHROMIUM / CELERIAC_TEST_CHROMEDRIVER (only when installed)
+#        CELERIAC_TEST_NGINX         path of nginx (only when installed)
 #        PATH                        with .venv/bin first
 #   3. full run: cargo fmt --check, cargo clippy -D warnings, then the tests:
 #      with cargo-nextest installed `cargo test --workspace --doc` followed by
@@ -38,6 +43,7 @@
 #   4. stops everything it started (trap on EXIT).
 #
 # Environment knobs: CELERIAC_NEED_CHROMIUM=1 forces the chromium install;
+# CELERIAC_NEED_NGINX=1 forces the nginx install;
 # CELERIAC_SKIP_INSTALL=1 skips all installs (use what is there).
 
 set -euo pipefail
@@ -118,6 +124,26 @@ ensure_chromium() {
     CELERIAC_TEST_CHROMIUM="$(command -v chromium)"
     CELERIAC_TEST_CHROMEDRIVER="$(command -v chromedriver)"
     export CELERIAC_TEST_CHROMIUM CELERIAC_TEST_CHROMEDRIVER
+}
+
+nginx_tests_exist() {
+    [ "${CELERIAC_NEED_NGINX:-0}" = 1 ] && return 0
+    local dirs=()
+    for d in crates/*/tests tests; do [ -d "$d" ] && dirs+=("$d"); done
+    [ ${#dirs[@]} -gt 0 ] || return 1
+    grep -rlq --exclude-dir=fixtures CELERIAC_TEST_NGINX "${dirs[@]}" 2>/dev/null
+}
+
+# nginx lives in /usr/sbin, which is not on every PATH.
+nginx_path() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; }; }
+
+ensure_nginx() {
+    if [ -z "$(nginx_path)" ]; then
+        apt_install nginx
+    fi
+    CELERIAC_TEST_NGINX="$(nginx_path || true)"
+    [ -n "$CELERIAC_TEST_NGINX" ] || die "nginx still not installed"
+    export CELERIAC_TEST_NGINX
 }
 
 # Exit 0 when the venv's python imports every pinned package at its pinned version.
@@ -226,6 +252,7 @@ start_redis() {
 ensure_redis
 ensure_venv
 if browser_tests_exist; then ensure_chromium; fi
+if nginx_tests_exist; then ensure_nginx; fi
 start_redis
 
 CELERIAC_TEST_REDIS_SERVER="$(command -v redis-server)"
