@@ -64,6 +64,8 @@ enum Command {
     Revoke(commands::admin::RevokeArgs),
     /// List, show, requeue or purge dead letters (messages workers set aside, with the reason).
     Dlq(commands::admin::DlqArgs),
+    /// Delete every waiting message from queues (celery purge): -Q to name them, -f not to ask.
+    Purge(commands::purge::PurgeArgs),
 }
 
 /// Run an async command on a multi-threaded runtime.
@@ -105,6 +107,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => block_on(commands::inspect::run(args)),
         Command::Revoke(args) => block_on(commands::admin::revoke(args)),
         Command::Dlq(args) => block_on(commands::admin::dlq(args)),
+        Command::Purge(args) => block_on(commands::purge::purge(args)),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::OK),

@@ -90,3 +90,32 @@ fn dead_letters_can_be_listed_shown_requeued_and_purged() {
         stdout(&purged)
     );
 }
+
+#[test]
+fn purge_empties_the_named_queues_and_asks_first() {
+    let env = Env::new();
+    for queue in ["celery", "celery", "reports"] {
+        let sent = env.run(["call", "tasks.add", "--args", "[1, 2]", "--queue", queue]);
+        assert!(sent.status.success(), "{}", stderr(&sent));
+    }
+    // No terminal to ask on and no -f: refused, nothing deleted.
+    let refused = env.run(["purge"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("-f"), "{}", stderr(&refused));
+    let purged = env.run(["purge", "-f"]);
+    assert!(purged.status.success(), "{}", stderr(&purged));
+    assert_eq!(
+        stdout(&purged).trim(),
+        "Purged 2 messages from 1 known task queue."
+    );
+    let spared = env.run(["purge", "-f", "-Q", "celery,reports", "-X", "reports"]);
+    assert_eq!(
+        stdout(&spared).trim(),
+        "Purged 0 messages from 1 known task queue."
+    );
+    let rest = env.run(["purge", "-f", "-Q", "reports"]);
+    assert_eq!(
+        stdout(&rest).trim(),
+        "Purged 1 message from 1 known task queue."
+    );
+}

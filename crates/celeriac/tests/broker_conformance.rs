@@ -137,6 +137,35 @@ async fn backlogs_on_two_queues_interleave(f: Fixture) {
     );
 }
 
+/// `purge` drops what waits in a queue (every priority, delayed ones too)
+/// and leaves held messages and other queues alone.
+async fn purge_drops_waiting_messages_only(f: Fixture) {
+    let b = &f.broker;
+    b.publish_batch(vec![
+        message("p", 0, "held"),
+        message("p", 0, "w0"),
+        message("p", 9, "w9"),
+        message("other", 0, "o"),
+    ])
+    .await
+    .expect("publish");
+    let mut later = message("p", 0, "eta");
+    later.not_before = Some(Utc::now() + chrono::Duration::seconds(60));
+    b.publish(later).await.expect("publish delayed");
+    let held = b
+        .reserve(&queues(&["p"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert_eq!(held.len(), 1);
+    assert_eq!(b.purge("p").await.expect("purge"), 3);
+    assert_eq!(b.queue_depth("p").await.expect("depth"), 0);
+    assert_eq!(b.queue_depth("other").await.expect("depth"), 1);
+    b.ack(&held[0].tag)
+        .await
+        .expect("the held message is still ours");
+    assert_eq!(b.purge("p").await.expect("purge again"), 0);
+}
+
 async fn unacked_comes_back_acked_does_not(f: Fixture) {
     let b = &f.broker;
     b.publish_batch(vec![message("q", 0, "kept"), message("q", 0, "done")])
@@ -380,6 +409,7 @@ macro_rules! conformance {
             #[tokio::test] async fn priority_then_fifo() { super::priority_then_fifo(super::$broker(VT).await).await }
             #[tokio::test] async fn several_queues() { super::several_queues(super::$broker(VT).await).await }
             #[tokio::test] async fn backlogs_on_two_queues_interleave() { super::backlogs_on_two_queues_interleave(super::$broker(VT).await).await }
+            #[tokio::test] async fn purge_drops_waiting_messages_only() { super::purge_drops_waiting_messages_only(super::$broker(VT).await).await }
             #[tokio::test] async fn unacked_comes_back_acked_does_not() { super::unacked_comes_back_acked_does_not(super::$broker(VT).await).await }
             #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
             #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }

@@ -9,6 +9,7 @@ pub(crate) mod demo;
 pub(crate) mod demo_posts;
 pub(crate) mod entities;
 pub(crate) mod inspect;
+pub(crate) mod purge;
 pub(crate) mod rank_server;
 pub(crate) mod serve;
 pub(crate) mod worker;

@@ -328,6 +328,14 @@ impl Broker for MemoryBroker {
         Ok(self.lock().queues.get(queue).map_or(0, |q| q.len() as u64))
     }
 
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        let mut state = self.lock();
+        let ready = state.queues.remove(queue).map_or(0, |q| q.len() as u64);
+        let before = state.delayed.len();
+        state.delayed.retain(|_, (q, _)| q != queue);
+        Ok(ready + (before - state.delayed.len()) as u64)
+    }
+
     async fn queue_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self.lock().queues.keys().cloned().collect();
         names.sort_unstable();

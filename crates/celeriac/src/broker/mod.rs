@@ -266,6 +266,20 @@ pub trait Broker: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Delete every message waiting in `queue` (ready or delayed, every
+    /// priority), as `celery purge` does; messages a worker holds are
+    /// left alone. Returns how many were deleted. The default cannot purge.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached, or cannot purge.
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        let _ = queue;
+        Err(crate::Error::broker(
+            "purging a queue",
+            "this broker cannot purge queues",
+        ))
+    }
+
     /// The visibility timeout: how long a reservation lasts without `extend`.
     fn visibility_timeout(&self) -> Duration;
 }

@@ -422,6 +422,26 @@ impl Broker for RedisBroker {
         Ok(lens.iter().sum())
     }
 
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        // kombu's purge: every priority list of the queue, counted and
+        // deleted in one transaction; plus its delayed (ETA) messages.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for step in STEPS {
+            pipe.llen(self.keys.queue_list(queue, step));
+        }
+        for step in STEPS {
+            pipe.del(self.keys.queue_list(queue, step)).ignore();
+        }
+        let mut conn = self.conn.clone();
+        let lens: Vec<u64> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_err("purging a Redis queue"))?;
+        let delayed = purge_delayed(&mut conn, &self.keys, queue).await?;
+        Ok(lens.iter().sum::<u64>() + delayed)
+    }
+
     async fn queue_names(&self) -> Result<Vec<String>> {
         queue_names(&mut self.conn.clone(), &self.keys).await
     }
@@ -509,4 +529,35 @@ async fn scan(
         }
         cursor = next;
     }
+}
+
+/// Delete `queue`'s messages from the delayed (ETA) set, whose members are
+/// `<list><SEP><payload>` for any of the queue's priority lists.
+async fn purge_delayed(
+    conn: &mut redis::aio::ConnectionManager,
+    keys: &Keys,
+    queue: &str,
+) -> Result<u64> {
+    const SCRIPT: &str = r#"
+local removed = 0
+for i = 2, #ARGV do
+  local prefix = ARGV[i] .. ARGV[1]
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+  for _, member in ipairs(members) do
+    if string.sub(member, 1, #prefix) == prefix then
+      removed = removed + redis.call('ZREM', KEYS[1], member)
+    end
+  end
+end
+return removed
+"#;
+    let script = redis::Script::new(SCRIPT);
+    let mut call = script.prepare_invoke();
+    call.key(keys.delayed()).arg(SEP);
+    for step in STEPS {
+        call.arg(keys.queue_list(queue, step));
+    }
+    call.invoke_async(conn)
+        .await
+        .map_err(redis_err("purging a Redis queue's delayed messages"))
 }

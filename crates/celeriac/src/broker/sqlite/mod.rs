@@ -375,6 +375,23 @@ impl Broker for SqliteBroker {
             .map_err(|e| Error::broker("counting a SQLite queue", e))
     }
 
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        let queue = queue.to_owned();
+        self.db
+            .write(move |conn| {
+                // Held = leased by a live reservation (a tag and a future
+                // visible_at); everything else waiting goes.
+                conn.prepare_cached(
+                    "DELETE FROM celeriac_messages WHERE queue = ?1 \
+                     AND (tag IS NULL OR visible_at <= ?2)",
+                )?
+                .execute(rusqlite::params![queue, now_secs()])
+            })
+            .await
+            .map(|n| n as u64)
+            .map_err(|e| Error::broker("purging a SQLite queue", e))
+    }
+
     async fn queue_names(&self) -> Result<Vec<String>> {
         self.db
             .read(|conn| {
