@@ -14,12 +14,11 @@ mod support;
 
 mod procs;
 
-use std::process::Command;
 use std::time::Duration;
 
 use celeriac::canvas::Sent;
 use celeriac::{App, Error, SendOptions, Signature};
-use procs::{python, python_worker, repo_root, rust_worker};
+use procs::{python_worker, rust_worker};
 use redis::Commands;
 use serde_json::{json, Map, Value};
 use support::{wait_until, RedisServer};
@@ -27,19 +26,7 @@ use support::{wait_until, RedisServer};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn canvas_client(url: &str, args: &[&str]) -> Value {
-    let output = Command::new(python())
-        .arg(repo_root().join("tests/python/canvas_client.py"))
-        .args(args)
-        .current_dir(repo_root().join("tests/python"))
-        .env("CELERIAC_TEST_REDIS_URL", url)
-        .output()
-        .expect("run the Python client");
-    assert!(
-        output.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("client prints JSON")
+    procs::python_json("canvas_client.py", args, url)
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod support;
 
 mod procs;
 
-use std::path::{Path, PathBuf};
+use procs::{python, repo_root};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -24,29 +24,8 @@ use redis::Commands;
 use serde_json::{json, Map, Value};
 use support::{wait_until, RedisServer};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn python() -> PathBuf {
-    std::env::var_os("CELERIAC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
-}
-
 fn encodings_client(url: &str) -> Value {
-    let output = Command::new(python())
-        .arg(repo_root().join("tests/python/encodings_client.py"))
-        .arg("run")
-        .env("CELERIAC_TEST_REDIS_URL", url)
-        .output()
-        .expect("run the Python client");
-    assert!(
-        output.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("client prints JSON")
+    procs::python_json("encodings_client.py", &["run"], url)
 }
 
 /// Cases that run: what `.get()` returns.

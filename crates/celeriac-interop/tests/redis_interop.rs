@@ -27,18 +27,7 @@ fn rust_worker(url: &str, extra: &[&str]) -> Proc {
 }
 
 fn python_client(url: &str, args: &[&str]) -> Value {
-    let output = Command::new(python())
-        .arg(repo_root().join("tests/python/interop_client.py"))
-        .args(args)
-        .env("CELERIAC_TEST_REDIS_URL", url)
-        .output()
-        .expect("run the Python client");
-    assert!(
-        output.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("client prints JSON")
+    procs::python_json("interop_client.py", args, url)
 }
 
 async fn rust_app(url: &str) -> App {

@@ -82,3 +82,21 @@ pub fn python_worker(url: &str, env: &[(&str, &str)], extra: &[&str]) -> Proc {
             .expect("start the Python Celery worker (is celery installed?)"),
     )
 }
+
+/// Run `tests/python/<script> ARGS…` against the Redis at `url` and parse
+/// the JSON it prints; panics with its stderr when it fails.
+pub fn python_json(script: &str, args: &[&str], url: &str) -> serde_json::Value {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/python").join(script))
+        .args(args)
+        .current_dir(repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", url)
+        .output()
+        .expect("run the Python client");
+    assert!(
+        output.status.success(),
+        "python {script} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the client prints JSON")
+}
