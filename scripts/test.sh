@@ -16,6 +16,9 @@
 # network access to the package registries only. What it does, idempotently:
 #   1. installs what is missing:
 #      - redis-server (apt-get, only when `redis-server` is not on PATH);
+#      - rabbitmq-server (apt-get) only when an AMQP test exists, i.e. some
+#        file under crates/*/tests or tests/ mentions CELERIAC_TEST_AMQP_URL
+#        (or CELERIAC_NEED_RABBITMQ=1 is set);
 #      - chromium + chromium-driver (apt-get) only when a browser test exists,
 #        i.e. some file under crates/*/tests or tests/ mentions
 #        CELERIAC_TEST_CHROMIUM (or CELERIAC_NEED_CHROMIUM=1 is set);
@@ -33,6 +36,10 @@
 #        CELERIAC_TEST_PYTHON        $ROOT/.venv/bin/python (has celery, kombu, redis, flower)
 #        CELERIAC_TEST_CHROMIUM / CELERIAC_TEST_CHROMEDRIVER (only when installed)
 #        CELERIAC_TEST_NGINX         path of nginx (only when installed)
+#        CELERIAC_TEST_AMQP_URL      amqp://guest:guest@127.0.0.1:PORT// (a private
+#                                    rabbitmq node on 5690 and up, own state dir;
+#                                    only when AMQP tests exist)
+#        CELERIAC_TEST_RABBITMQ_SERVER  path of rabbitmq-server (same condition)
 #        PATH                        with .venv/bin first
 #   3. full run: cargo fmt --check, cargo clippy -D warnings, then the tests:
 #      with cargo-nextest installed `cargo test --workspace --doc` followed by
@@ -44,6 +51,7 @@
 #
 # Environment knobs: CELERIAC_NEED_CHROMIUM=1 forces the chromium install;
 # CELERIAC_NEED_NGINX=1 forces the nginx install;
+# CELERIAC_NEED_RABBITMQ=1 forces the rabbitmq-server install and start;
 # CELERIAC_SKIP_INSTALL=1 skips all installs (use what is there).
 
 set -euo pipefail
@@ -126,6 +134,23 @@ ensure_chromium() {
     export CELERIAC_TEST_CHROMIUM CELERIAC_TEST_CHROMEDRIVER
 }
 
+amqp_tests_exist() {
+    [ "${CELERIAC_NEED_RABBITMQ:-0}" = 1 ] && return 0
+    local dirs=()
+    for d in crates/*/tests tests; do [ -d "$d" ] && dirs+=("$d"); done
+    [ ${#dirs[@]} -gt 0 ] || return 1
+    grep -rlq --exclude-dir=fixtures CELERIAC_TEST_AMQP_URL "${dirs[@]}" 2>/dev/null
+}
+
+ensure_rabbitmq() {
+    if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+        apt_install rabbitmq-server
+    fi
+    CELERIAC_TEST_RABBITMQ_SERVER="$(command -v rabbitmq-server || echo /usr/sbin/rabbitmq-server)"
+    [ -x "$CELERIAC_TEST_RABBITMQ_SERVER" ] || die "rabbitmq-server still not installed"
+    export CELERIAC_TEST_RABBITMQ_SERVER
+}
+
 nginx_tests_exist() {
     [ "${CELERIAC_NEED_NGINX:-0}" = 1 ] && return 0
     local dirs=()
@@ -195,8 +220,10 @@ ensure_venv() {
 
 TMPD=""
 REDIS_PID=""
+RMQ_DIR=""
 cleanup() {
     local rc=$?
+    stop_rabbitmq
     if [ -n "$REDIS_PID" ] && kill -0 "$REDIS_PID" 2>/dev/null; then
         kill "$REDIS_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$REDIS_PID" 2>/dev/null || break; sleep 0.1; done
@@ -247,6 +274,57 @@ start_redis() {
     die "could not start redis-server on any port in 6390-6489"
 }
 
+# ---------------------------------------------------------------- rabbitmq
+
+# The node's pid (beam.smp), from its pid file; the wrapper's pid is not it.
+rabbitmq_pid() { [ -n "$RMQ_DIR" ] && [ -s "$RMQ_DIR/pid" ] && cat "$RMQ_DIR/pid"; }
+
+stop_rabbitmq() {
+    [ -n "$RMQ_DIR" ] || return 0
+    local pid
+    pid="$(rabbitmq_pid || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$RMQ_DIR"
+    RMQ_DIR=""
+}
+
+# A private node (no plugins, own state, runs as the user rabbitmq, which
+# must be able to write its directories: see shared notes).
+start_rabbitmq() {
+    local port
+    for port in $(seq 5690 5789); do
+        port_in_use "$port" && continue
+        port_in_use "$((port + 20000))" && continue
+        RMQ_DIR="$(mktemp -d "${TMPDIR:-/tmp}/celeriac-rabbitmq.XXXXXX")"
+        chmod 755 "$RMQ_DIR"
+        mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+        as_root chown -R rabbitmq: "$RMQ_DIR" 2>/dev/null || true
+        RABBITMQ_NODE_PORT="$port" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_DIST_PORT="$((port + 20000))" RABBITMQ_NODENAME="celeriac$port@localhost" \
+        RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/plugins" RABBITMQ_PID_FILE="$RMQ_DIR/pid" \
+            "$CELERIAC_TEST_RABBITMQ_SERVER" >"$RMQ_DIR/server.out" 2>&1 &
+        local wrapper=$!
+        for _ in $(seq 1 600); do
+            if port_in_use "$port"; then
+                CELERIAC_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$port//"
+                export CELERIAC_TEST_AMQP_URL
+                log "rabbitmq-server pid $(rabbitmq_pid || echo '?') on $CELERIAC_TEST_AMQP_URL"
+                return 0
+            fi
+            kill -0 "$wrapper" 2>/dev/null || break
+            sleep 0.1
+        done
+        log "rabbitmq-server did not come up on $port: $(tail -n 5 "$RMQ_DIR/server.out" 2>/dev/null)"
+        stop_rabbitmq
+    done
+    die "could not start rabbitmq-server on any port in 5690-5789"
+}
+
 # ---------------------------------------------------------------- main
 
 ensure_redis
@@ -254,6 +332,7 @@ ensure_venv
 if browser_tests_exist; then ensure_chromium; fi
 if nginx_tests_exist; then ensure_nginx; fi
 start_redis
+if amqp_tests_exist; then ensure_rabbitmq; start_rabbitmq; fi
 
 CELERIAC_TEST_REDIS_SERVER="$(command -v redis-server)"
 CELERIAC_TEST_PYTHON="$VENV/bin/python"

@@ -13,9 +13,13 @@ use serde_json::{Map, Value};
 /// A Celeriac worker running the interop test tasks.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Broker and result backend URL.
+    /// Broker URL (and result backend URL unless `--backend` is given).
     #[arg(long, env = "CELERIAC_BROKER_URL")]
     broker: String,
+    /// Result backend URL (Redis; the tasks write there too). Defaults to
+    /// the broker's.
+    #[arg(long)]
+    backend: Option<String>,
     /// Concurrency.
     #[arg(short = 'c', long, default_value_t = 4)]
     concurrency: usize,
@@ -44,6 +48,9 @@ struct Args {
     #[arg(short = 'Q', long, default_value = "celery", value_delimiter = ',')]
     queues: Vec<String>,
 }
+
+/// The variable the tasks read their Redis URL from (set by `main`).
+const TASKS_REDIS_URL: &str = "CELERIAC_INTEROP_REDIS_URL";
 
 /// `x + y` on any JSON numbers (ints stay ints, as in Python).
 #[task(name = "tasks.add")]
@@ -78,8 +85,8 @@ async fn sleep(s: f64) -> Result<f64, TaskError> {
 /// test can tell lost tasks from duplicated ones.
 #[task(name = "tasks.mark", max_retries = 100)]
 async fn mark(set_key: String, id: Value) -> Result<Value, TaskError> {
-    let url = std::env::var("CELERIAC_BROKER_URL")
-        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_BROKER_URL is not set"))?;
+    let url = std::env::var(TASKS_REDIS_URL)
+        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_INTEROP_REDIS_URL is not set"))?;
     let mut conn = redis_conn(&url).await?;
     let member = match &id {
         Value::String(s) => s.clone(),
@@ -108,8 +115,8 @@ async fn slow_mark(set_key: String, id: Value, seconds: f64) -> Result<Value, Ta
 /// key` so a test can count how many times the body ran.
 #[task(name = "tasks.chord_sum", max_retries = 100)]
 async fn chord_sum(values: Vec<i64>, key: String) -> Result<Value, TaskError> {
-    let url = std::env::var("CELERIAC_BROKER_URL")
-        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_BROKER_URL is not set"))?;
+    let url = std::env::var(TASKS_REDIS_URL)
+        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_INTEROP_REDIS_URL is not set"))?;
     let mut conn = redis_conn(&url).await?;
     redis::cmd("INCR")
         .arg(&key)
@@ -129,8 +136,8 @@ async fn errback_mark(task_id: String, set_key: String) -> Result<Value, TaskErr
 /// `RPUSH key value`: records execution order.
 #[task(name = "tasks.record", max_retries = 100)]
 async fn record(key: String, value: Value) -> Result<Value, TaskError> {
-    let url = std::env::var("CELERIAC_BROKER_URL")
-        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_BROKER_URL is not set"))?;
+    let url = std::env::var(TASKS_REDIS_URL)
+        .map_err(|_| TaskError::new("RuntimeError", "CELERIAC_INTEROP_REDIS_URL is not set"))?;
     let mut conn = redis_conn(&url).await?;
     redis::cmd("RPUSH")
         .arg(&key)
@@ -212,11 +219,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    // Tasks reach Redis through the same URL.
-    std::env::set_var("CELERIAC_BROKER_URL", &args.broker);
+    // Tasks reach Redis through the backend's URL.
+    let backend = args.backend.clone().unwrap_or_else(|| args.broker.clone());
+    std::env::set_var(TASKS_REDIS_URL, &backend);
     let app = App::builder()
         .broker_url(&args.broker)
-        .backend_url(&args.broker)
+        .backend_url(&backend)
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
         .task(add)
         .task(echo)

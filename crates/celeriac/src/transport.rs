@@ -9,6 +9,7 @@
 //! | `memory://` or `memory://name` | in-process, shared by name |
 //! | `sqlite://relative.db`, `sqlite:///abs/path.db` | the embedded SQLite file |
 //! | `redis://[:pw@]host:port/db`, `rediss://…` | Redis, Celery-compatible keys |
+//! | `amqp://user:pw@host:port/vhost`, `amqps://…` | RabbitMQ (broker, events, remote control; no results) |
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,14 @@ pub enum Transport {
         /// Whether the connection uses TLS (`rediss://`).
         tls: bool,
     },
+    /// An AMQP 0-9-1 broker (RabbitMQ) with Celery's exchanges and queues.
+    /// It holds no results: pair it with a result backend (Redis).
+    Amqp {
+        /// The URL as given (`amqp://` or `amqps://`), in kombu's spelling.
+        url: String,
+        /// Whether the connection uses TLS (`amqps://`).
+        tls: bool,
+    },
 }
 
 /// What a transport can carry besides queues and results.
@@ -67,7 +76,9 @@ impl Transport {
             reason,
         };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            invalid("expected scheme://…, e.g. sqlite://celeriac.db or redis://localhost:6379/0".into())
+            invalid(
+                "expected scheme://…, e.g. sqlite://celeriac.db or redis://localhost:6379/0".into(),
+            )
         })?;
         match scheme {
             "memory" => Ok(Transport::Memory {
@@ -83,8 +94,12 @@ impl Transport {
                 url: url.to_owned(),
                 tls: scheme == "rediss",
             }),
+            "amqp" | "amqps" => Ok(Transport::Amqp {
+                url: url.to_owned(),
+                tls: scheme == "amqps",
+            }),
             other => Err(invalid(format!(
-                "unknown scheme {other:?} (use sqlite://, redis://, rediss:// or memory://)"
+                "unknown scheme {other:?} (use sqlite://, redis://, rediss://, amqp://, amqps:// or memory://)"
             ))),
         }
     }
@@ -97,6 +112,8 @@ impl Transport {
             Transport::Sqlite { .. } => "sqlite",
             Transport::Redis { tls: false, .. } => "redis",
             Transport::Redis { tls: true, .. } => "rediss",
+            Transport::Amqp { tls: false, .. } => "amqp",
+            Transport::Amqp { tls: true, .. } => "amqps",
         }
     }
 
@@ -118,6 +135,7 @@ impl Transport {
             Transport::Memory { name } => Some(format!("memory://{name}")),
             Transport::Sqlite { path } => Some(format!("sqlite://{}", path.display())),
             Transport::Redis { url, .. } => Some(url.clone()),
+            Transport::Amqp { .. } => None,
         }
     }
 
@@ -134,7 +152,7 @@ impl Transport {
                 shared_events: true,
                 networked: false,
             },
-            Transport::Redis { .. } => Capabilities {
+            Transport::Redis { .. } | Transport::Amqp { .. } => Capabilities {
                 remote_control: true,
                 shared_events: true,
                 networked: true,
@@ -164,6 +182,10 @@ impl Transport {
                 )
                 .await?,
             )),
+            #[cfg(feature = "amqp")]
+            Transport::Amqp { url, .. } => Ok(Arc::new(
+                crate::broker::amqp::AmqpBroker::open(url, config.visibility_timeout).await?,
+            )),
             #[allow(unreachable_patterns)]
             other => Err(other.not_built()),
         }
@@ -184,6 +206,12 @@ impl Transport {
             Transport::Redis { url, .. } => Ok(Arc::new(
                 crate::backend::redis::RedisBackend::open(url, &config.key_prefix).await?,
             )),
+            Transport::Amqp { url, .. } => Err(Error::InvalidUrl {
+                url: redact(url),
+                reason: "AMQP carries messages, not results: name a result backend such as \
+                         redis://host:6379/0"
+                    .into(),
+            }),
             #[allow(unreachable_patterns)]
             other => Err(other.not_built()),
         }
@@ -201,6 +229,10 @@ impl Transport {
             Transport::Redis { url, .. } => Ok(Arc::new(
                 crate::events::RedisEvents::open(url, &config.key_prefix).await?,
             )),
+            #[cfg(feature = "amqp")]
+            Transport::Amqp { url, .. } => {
+                Ok(Arc::new(crate::events::AmqpEvents::open(url).await?))
+            }
             #[cfg(feature = "sqlite")]
             Transport::Sqlite { path } => Ok(Arc::new(crate::events::SqliteEvents::open(path)?)),
             Transport::Memory { name } => Ok(crate::events::MemoryEvents::named(&format!(
@@ -221,6 +253,8 @@ impl Transport {
             Transport::Redis { url, .. } => Ok(Some(
                 crate::control::Control::open(url, &config.key_prefix).await?,
             )),
+            #[cfg(feature = "amqp")]
+            Transport::Amqp { url, .. } => Ok(Some(crate::control::Control::open_amqp(url).await?)),
             _ => Ok(None),
         }
     }
@@ -238,7 +272,7 @@ impl std::fmt::Display for Transport {
         match self {
             Transport::Memory { name } => write!(f, "memory://{name}"),
             Transport::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
-            Transport::Redis { url, .. } => f.write_str(&redact(url)),
+            Transport::Redis { url, .. } | Transport::Amqp { url, .. } => f.write_str(&redact(url)),
         }
     }
 }
@@ -285,14 +319,20 @@ mod tests {
         );
         let redis = Transport::parse("rediss://:pw@host:6380/1");
         assert!(matches!(&redis, Ok(Transport::Redis { tls: true, .. })));
-        assert_eq!(redis.map(|t| t.to_string()).ok().as_deref(), Some("rediss://:***@host:6380/1"));
+        assert_eq!(
+            redis.map(|t| t.to_string()).ok().as_deref(),
+            Some("rediss://:***@host:6380/1")
+        );
         assert!(Transport::parse("memory://x").is_ok_and(|t| !t.capabilities().networked));
         for (bad, says) in [
             ("celeriac.db", "expected scheme"),
             ("sqlite://", "needs a file path"),
-            ("amqp://guest@host//", "unknown scheme \"amqp\""),
+            ("kafka://host:9092", "unknown scheme \"kafka\""),
         ] {
-            let err = Transport::parse(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            let err = Transport::parse(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(err.contains(says), "{bad}: {err}");
         }
     }

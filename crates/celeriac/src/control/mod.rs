@@ -27,6 +27,8 @@
 //! [`crate::App::revoke`]); [`Control::listen`] gives a worker the commands
 //! addressed to it and [`Control::reply`] sends its answer.
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod bus;
 #[cfg(feature = "redis")]
 mod pidbox;
@@ -51,6 +53,8 @@ pub struct Control {
 enum Channel {
     #[cfg(feature = "redis")]
     Pidbox(Box<pidbox::Pidbox>),
+    #[cfg(feature = "amqp")]
+    Amqp(Arc<amqp::AmqpPidbox>),
     Bus(bus::BusControl),
 }
 
@@ -86,6 +90,18 @@ impl Control {
         })
     }
 
+    /// Celery's pidbox on the AMQP broker (RabbitMQ) at `url`: the
+    /// `celery.pidbox` fanout exchange and `reply.celery.pidbox` (`amqp.rs`).
+    ///
+    /// # Errors
+    /// When the URL is invalid or the broker cannot be reached.
+    #[cfg(feature = "amqp")]
+    pub async fn open_amqp(url: &str) -> Result<Self> {
+        Ok(Control {
+            channel: Channel::Amqp(Arc::new(amqp::AmqpPidbox::open(url).await?)),
+        })
+    }
+
     /// Remote control carried by an event bus: for brokers without a
     /// pidbox (SQLite, memory). Every process that shares the bus (the
     /// same SQLite file, the same process) reaches every other.
@@ -100,6 +116,8 @@ impl Control {
         match &self.channel {
             #[cfg(feature = "redis")]
             Channel::Pidbox(_) => "pidbox",
+            #[cfg(feature = "amqp")]
+            Channel::Amqp(_) => "pidbox",
             Channel::Bus(_) => "events",
         }
     }
@@ -117,6 +135,8 @@ impl Control {
         match &self.channel {
             #[cfg(feature = "redis")]
             Channel::Pidbox(p) => p.broadcast(method, arguments, destination).await,
+            #[cfg(feature = "amqp")]
+            Channel::Amqp(p) => p.broadcast(method, arguments, destination).await,
             Channel::Bus(b) => b.broadcast(method, arguments, destination).await,
         }
     }
@@ -137,6 +157,8 @@ impl Control {
         match &self.channel {
             #[cfg(feature = "redis")]
             Channel::Pidbox(p) => p.call(method, arguments, destination, timeout, limit).await,
+            #[cfg(feature = "amqp")]
+            Channel::Amqp(p) => p.call(method, arguments, destination, timeout, limit).await,
             Channel::Bus(b) => b.call(method, arguments, destination, timeout, limit).await,
         }
     }
@@ -150,6 +172,8 @@ impl Control {
         match &self.channel {
             #[cfg(feature = "redis")]
             Channel::Pidbox(p) => Ok(p.listen(hostname).await?.boxed()),
+            #[cfg(feature = "amqp")]
+            Channel::Amqp(p) => Ok(p.listen(hostname).await?.boxed()),
             Channel::Bus(b) => b.listen(hostname).await,
         }
     }
@@ -162,6 +186,8 @@ impl Control {
         match &self.channel {
             #[cfg(feature = "redis")]
             Channel::Pidbox(p) => p.reply(command, hostname, reply).await,
+            #[cfg(feature = "amqp")]
+            Channel::Amqp(p) => p.reply(command, hostname, reply).await,
             Channel::Bus(b) => b.reply(command, hostname, reply).await,
         }
     }

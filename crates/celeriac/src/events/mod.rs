@@ -3,6 +3,7 @@
 //! | broker URL | transport |
 //! |---|---|
 //! | `redis://` | Celery's: `PUBLISH /<db>.celeryev/<routing key>`, read with `PSUBSCRIBE` — Flower and `celery events` see Celeriac workers |
+//! | `amqp://` | Celery's: the topic exchange `celeryev`, routing key = event type — Flower and `celery events` see Celeriac workers |
 //! | `sqlite://` | a capped table in the same file, polled by subscribers (other processes on the host see events) |
 //! | `memory://` | an in-process broadcast channel |
 //!
@@ -19,12 +20,16 @@ use futures::Stream;
 use crate::protocol::Event;
 use crate::Result;
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "amqp")]
+pub use amqp::AmqpEvents;
 pub use memory::MemoryEvents;
 #[cfg(feature = "redis")]
 pub use redis::RedisEvents;
