@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 use crate::backend::ResultBackend;
 use crate::broker::{Broker, OutgoingMessage};
 use crate::events::{EventBus, MemoryEvents};
-use crate::transport::Transport;
 use crate::options::SendOptions;
 use crate::protocol::{time, TaskHeaders, TaskMessage};
 use crate::result::AsyncResult;
 use crate::task::Task;
+use crate::transport::Transport;
 use crate::{Error, Result};
 
 /// The default broker and backend: the embedded SQLite file.
