@@ -47,6 +47,10 @@ pub struct AppConfig {
     /// `None`, the default, sends them uncompressed). Celery and Celeriac
     /// workers both read zlib (`gzip`) and bzip2 bodies.
     pub task_compression: Option<crate::protocol::Compression>,
+    /// Run tasks registered in this app at once, in the sending process,
+    /// instead of sending them (Celery's `task_always_eager`; for tests).
+    /// See [`crate::eager`].
+    pub task_always_eager: bool,
 }
 
 impl Default for AppConfig {
@@ -59,6 +63,7 @@ impl Default for AppConfig {
             visibility_timeout: Duration::from_secs(3600),
             key_prefix: String::new(),
             task_compression: None,
+            task_always_eager: false,
         }
     }
 }
@@ -126,6 +131,13 @@ impl AppBuilder {
     /// Replace the whole configuration.
     pub fn config(mut self, config: AppConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Run registered tasks at once in this process instead of sending them
+    /// (Celery's `task_always_eager`, for tests; see [`crate::eager`]).
+    pub fn always_eager(mut self, eager: bool) -> Self {
+        self.config.task_always_eager = eager;
         self
     }
 
@@ -272,6 +284,9 @@ impl App {
         options: SendOptions,
     ) -> Result<AsyncResult<Value>> {
         let (message, outgoing) = self.prepare(name, args, kwargs, options)?;
+        if self.inner.config.task_always_eager && crate::eager::run(self, &message).await? {
+            return Ok(self.async_result(message.headers.id));
+        }
         self.inner.broker.publish(outgoing).await?;
         Ok(self.async_result(message.headers.id))
     }

@@ -68,6 +68,7 @@ pub mod broker;
 pub mod canvas;
 mod connect;
 pub mod control;
+pub mod eager;
 mod error;
 pub mod events;
 mod options;
