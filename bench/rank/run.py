@@ -50,7 +50,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-FLOOR = "HTTP floor (axum, body read, constant answer)"
+FLOOR = "HTTP floor (same stack, body read, constant answer)"
+FLOOR_AXUM = "HTTP floor on plain axum::serve (no connection timeouts)"
+OURS = "Celeriac rank-server"
+BEFORE = "Celeriac rank-server, before (--before)"
 
 
 def wait_port(base, timeout=30.0):
@@ -209,6 +212,13 @@ def main():
     ap.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/celeriac"))
     ap.add_argument("--floor", default=os.path.join(ROOT, "target/release/examples/http_floor"),
                     help="the HTTP floor server (crates/posts/examples/http_floor.rs)")
+    ap.add_argument("--before", help="another celeriac binary (an earlier build) measured in "
+                    "the same run, as its own row")
+    ap.add_argument("--floor-axum", action="store_true",
+                    help="also measure the floor on plain axum::serve (without the "
+                    "per-connection timeouts of the serving stack)")
+    ap.add_argument("--only", help="comma-separated: celeriac,before,floor,floor-axum,uvicorn "
+                    "(default: all that apply)")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=64, help="closed-loop connections")
@@ -247,16 +257,32 @@ def main():
 
         redis_url = f"redis://127.0.0.1:{redis_port}"
         servers = []
-        port = free_port()
-        celeriac = procs.start([args.celeriac, "rank-server", "--port", str(port),
-                                "--backend", f"{redis_url}/0"])
-        servers.append(("Celeriac rank-server", f"http://127.0.0.1:{port}", celeriac))
+        only = set(args.only.split(",")) if args.only else None
+
+        def wanted(kind):
+            return only is None or kind in only
+
+        def rank_server(name, binary):
+            port = free_port()
+            p = procs.start([binary, "rank-server", "--port", str(port),
+                             "--backend", f"{redis_url}/0"])
+            servers.append((name, f"http://127.0.0.1:{port}", p))
+
+        if wanted("celeriac"):
+            rank_server(OURS, args.celeriac)
+        if args.before and wanted("before"):
+            rank_server(BEFORE, args.before)
         # The floor: the same HTTP stack reading the body and answering a
         # constant; no handler can be faster than this on this machine.
-        port = free_port()
-        floor = procs.start([args.floor, str(port)])
-        servers.append((FLOOR, f"http://127.0.0.1:{port}", floor))
-        for workers in (1, 2):
+        if wanted("floor"):
+            port = free_port()
+            floor = procs.start([args.floor, str(port)])
+            servers.append((FLOOR, f"http://127.0.0.1:{port}", floor))
+        if args.floor_axum and wanted("floor-axum"):
+            port = free_port()
+            floor = procs.start([args.floor, str(port), "--axum-serve"])
+            servers.append((FLOOR_AXUM, f"http://127.0.0.1:{port}", floor))
+        for workers in (1, 2) if wanted("uvicorn") else ():
             port = free_port()
             p = procs.start([args.python, "-m", "uvicorn", "ranking_server:app", "--port", str(port),
                              "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
@@ -264,8 +290,9 @@ def main():
                             env=dict(os.environ, REDIS_CONNECTION_STRING=redis_url))
             servers.append((f"FastAPI/uvicorn, {workers} worker{'s' if workers > 1 else ''}",
                             f"http://127.0.0.1:{port}", p))
+        floors = (FLOOR, FLOOR_AXUM)
         for name, base, _ in servers:
-            if name != FLOOR:
+            if name not in floors:
                 wait_http(base + "/health")
             else:
                 wait_port(base)
@@ -274,7 +301,7 @@ def main():
         for n, path in bodies.items():
             body = open(path, "rb").read()
             answers = {name: post(base + "/rank", body)["ranked_ids"]
-                       for name, base, _ in servers if name != FLOOR}
+                       for name, base, _ in servers if name not in floors}
             items = json.loads(body)["items"]
             expected = [i["id"] for i in items if not any(e in i["text"] for e in ENTITIES)] + \
                        [i["id"] for i in items if any(e in i["text"] for e in ENTITIES)]
@@ -309,17 +336,28 @@ def main():
                          f"{paced['rps']:,.0f} ({paced['conns']}) | {paced['p50']:.2f} | "
                          f"{paced['p99']:.2f} |")
         lines.append("")
+        names = [name for name, _, _ in servers]
         for n in bodies:
-            ours = results[(servers[0][0], n)][0]["rps"]
-            floor_rps = results[(FLOOR, n)][0]["rps"]
-            lines.append(f"- {n} items: Celeriac reaches **{100 * ours / floor_rps:.0f} %** of the "
-                         f"HTTP floor ({floor_rps:,.0f} req/s: body read, constant answer)")
-            for name, _, _ in servers[2:]:
-                theirs = results[(name, n)][0]["rps"]
-                ours_cpu = results[(servers[0][0], n)][0]["cpu_us"]
-                theirs_cpu = results[(name, n)][0]["cpu_us"]
-                lines.append(f"- {n} items: Celeriac / {name}: **{ours / theirs:.1f}×** throughput, "
-                             f"{theirs_cpu / max(ours_cpu, 1e-9):.1f}× less server CPU per request")
+            for ours_name in (OURS, BEFORE):
+                if ours_name not in names:
+                    continue
+                ours = results[(ours_name, n)][0]
+                for floor_name in floors:
+                    if floor_name in names:
+                        floor = results[(floor_name, n)][0]
+                        lines.append(f"- {n} items: {ours_name} reaches "
+                                     f"**{100 * ours['rps'] / floor['rps']:.0f} %** of the "
+                                     f"{floor_name} ({floor['rps']:,.0f} req/s); server CPU "
+                                     f"{ours['cpu_us']:.0f} µs/request against "
+                                     f"{floor['cpu_us']:.0f}")
+                for name in names:
+                    if not name.startswith("FastAPI"):
+                        continue
+                    theirs = results[(name, n)][0]
+                    lines.append(f"- {n} items: {ours_name} / {name}: "
+                                 f"**{ours['rps'] / theirs['rps']:.1f}×** throughput, "
+                                 f"{theirs['cpu_us'] / max(ours['cpu_us'], 1e-9):.1f}× less "
+                                 f"server CPU per request")
         table = "\n".join(lines)
         print(table)
         if args.out:

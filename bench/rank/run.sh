@@ -5,6 +5,7 @@
 # "Ranking server (/rank)".
 #
 # Usage: bench/rank/run.sh [--duration S] [--connections N] [--rate R] [--out FILE]
+#                         [--before OLD_CELERIAC_BINARY] [--floor-axum] [--only KINDS]
 #
 # Needs wrk and redis-server (apt-get install -y wrk redis-server) and the
 # repo's .venv (scripts/test.sh makes it); installs the reference's

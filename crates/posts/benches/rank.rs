@@ -1,6 +1,6 @@
 //! The ranking rule and `/rank` request handling without the network:
 //! parsing the request (into the models, into the fast path's borrowed
-//! view, into a `Value`), `rank()` alone, the fast path (view, rank, answer
+//! view, with the fast path's scanner, into a `Value`), `rank()` alone, the fast path (view, rank, answer
 //! written) and the whole axum router (parse, rank, serialize, CORS) called
 //! in process, for feeds of 10 and 100 items against 10 and
 //! 300 entities. The over-the-network figures (and the FastAPI reference)
@@ -126,7 +126,10 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| serde_json::from_slice::<RankingRequest>(black_box(&body)).is_ok())
                 });
                 group.bench_function(BenchmarkId::new("parse_view", items), |b| {
-                    b.iter(|| fast::parse(black_box(&body)).map(|v| v.items.len()))
+                    b.iter(|| fast::parse_view(black_box(&body)).map(|v| v.items.len()))
+                });
+                group.bench_function(BenchmarkId::new("scan", items), |b| {
+                    b.iter(|| fast::scan(black_box(&body)).map(|v| v.len()))
                 });
                 group.bench_function(BenchmarkId::new("parse_value", items), |b| {
                     b.iter(|| serde_json::from_slice::<Value>(black_box(&body)).is_ok())
@@ -139,8 +142,8 @@ fn bench(c: &mut Criterion) {
             let mut out = BytesMut::with_capacity(64 * 1024);
             group.bench_function(BenchmarkId::new("fast_path", &id), |b| {
                 b.iter(|| {
-                    if let Some(mut view) = fast::parse(black_box(&body)) {
-                        fast::write_ranked(&mut view.items, &matcher, &mut out);
+                    if let Some(mut items) = fast::parse(black_box(&body)) {
+                        fast::write_ranked(&mut items, &matcher, &mut out);
                     }
                     let n = out.len();
                     out.clear();

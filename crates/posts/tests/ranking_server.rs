@@ -232,6 +232,63 @@ async fn the_original_case_and_the_missing_and_malformed_keys() {
     assert_eq!(health["key"], SCHEDULED_TOP_ENTITIES_KEY);
 }
 
+/// `/rank` decodes a body with the first of three decoders that takes it
+/// (the hand-written scanner, the serde view, the plain models); each
+/// answers the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decoder_ranks_the_same() {
+    let s = start("rank-decoders", server::ServerOptions::default()).await;
+    s.set_entities(Some(&record(&["foo"]))).await;
+    s.wait_for_order(&RANKED).await;
+    let plain = basic_example();
+    // Only the serde view takes these: a survey, an unknown key, a float count.
+    let mut with_survey = plain.clone();
+    with_survey["survey"] = json!({
+        "party_id": "independent", "party_lean": "democrat", "sex": "male", "age": 2,
+        "education": 3, "ideology": 4, "income": 5, "ethnicity": "white_or_caucasian",
+        "socmed_use": 6, "browser_perc": 0.25, "mobile_perc": 0.75
+    });
+    let mut unknown_key = plain.clone();
+    unknown_key["items"][0]["extra"] = json!({"a": [1, 2]});
+    let mut float_count = plain.clone();
+    float_count["items"][1]["engagements"]["upvote"] = json!(15.0);
+    for body in [&plain, &with_survey, &unknown_key, &float_count] {
+        let (status, answer) = s.rank(body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"ranked_ids": RANKED, "new_items": null}),
+            "{body}"
+        );
+    }
+    // Only the plain decode takes this one: invalid UTF-8 inside a string
+    // the models ignore (serde_json's `from_slice` does not check it).
+    let text = serde_json::to_string(&plain).unwrap_or_default();
+    let mut raw = text
+        .replacen(
+            "{\"author_name_hash\"",
+            "{\"ignored\":\"\u{1}\",\"author_name_hash\"",
+            1,
+        )
+        .into_bytes();
+    let at = raw
+        .iter()
+        .position(|&b| b == 1)
+        .unwrap_or_else(|| panic!("no marker in {text}"));
+    raw[at] = 0xff;
+    let response = s
+        .client
+        .post(format!("{}/rank", s.base))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /rank: {e}"));
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(answer["ranked_ids"], json!(RANKED));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_name_the_field_and_large_ones_get_413() {
     let s = start(

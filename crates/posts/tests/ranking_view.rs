@@ -1,14 +1,15 @@
 //! The `/rank` fast path against the plain decode, on random documents.
 //!
-//! - Valid requests: [`fast::parse`] takes them, and the answer
-//!   [`fast::write_ranked`] writes is byte for byte the serialization of
-//!   the `RankingResponse` that decoding a `RankingRequest` and ranking it
-//!   with [`rank`] gives, whatever the matching options.
+//! - Valid requests: the serde view ([`fast::parse_view`]) takes them all,
+//!   the hand-written [`fast::scan`] those of the common shape, and with
+//!   either the answer [`fast::write_ranked`] writes is byte for byte the
+//!   serialization of the `RankingResponse` that decoding a `RankingRequest`
+//!   and ranking it with [`rank`] gives, whatever the matching options.
 //! - Invalid ones (a valid request with one thing broken: a field missing,
 //!   duplicated or of the wrong type, a value out of range, the text cut
-//!   short): the fast path refuses them, and its view, decoded with the
-//!   JSON path tracked, fails at the same path with the same message as the
-//!   `RankingRequest`.
+//!   short): neither fast decoder takes them, and the view, decoded with
+//!   the JSON path tracked, fails at the same path with the same message as
+//!   the `RankingRequest` (the 400's `field`).
 
 use bytes::BytesMut;
 use posts::models::view::RankingRequestView;
@@ -37,10 +38,10 @@ fn id() -> impl Strategy<Value = String> {
 
 fn datetime() -> impl Strategy<Value = Value> {
     prop_oneof![
-        Just(json!("2024-01-20 18:41:20")),
-        Just(json!("2023-12-06T17:02:11.123Z")),
-        Just(json!("2023-12-06T17:02:11+02:00")),
-        (0i64..2_000_000_000).prop_map(|t| json!(t)),
+        3 => Just(json!("2024-01-20 18:41:20")),
+        3 => Just(json!("2023-12-06T17:02:11.123Z")),
+        3 => Just(json!("2023-12-06T17:02:11+02:00")),
+        1 => (0i64..2_000_000_000).prop_map(|t| json!(t)),
     ]
 }
 
@@ -54,17 +55,25 @@ fn url() -> impl Strategy<Value = Value> {
 
 fn engagements() -> impl Strategy<Value = Value> {
     let n = || 0u64..1000;
+    let facebook = |v: Vec<u64>| {
+        json!({"like": v[0], "love": v[1], "care": v[2], "haha": v[3], "wow": v[4],
+               "sad": v[5], "angry": v[6], "comment": v[7], "share": v[8]})
+    };
     prop_oneof![
-        (n(), n(), n(), n())
+        6 => (n(), n(), n(), n())
             .prop_map(|(a, b, c, d)| json!({"upvote": a, "downvote": b, "comment": c, "award": d})),
-        (n(), n(), n(), n()).prop_map(
+        6 => (n(), n(), n(), n())
+            .prop_map(|(a, b, c, d)| json!({"retweet": a, "like": b, "comment": c, "share": d})),
+        6 => prop::collection::vec(n(), 9).prop_map(facebook),
+        // Valid, but for the serde view only: a float count, an extra key.
+        1 => (n(), n(), n(), n()).prop_map(
             |(a, b, c, d)| json!({"retweet": a, "like": b, "comment": c, "share": d as f64})
         ),
-        prop::collection::vec(n(), 9).prop_map(
-            |v| json!({"like": v[0], "love": v[1], "care": v[2],
-            "haha": v[3], "wow": v[4], "sad": v[5], "angry": v[6], "comment": v[7], "share": v[8],
-            "extra": [1, {"x": null}]})
-        ),
+        1 => prop::collection::vec(n(), 9).prop_map(move |v| {
+            let mut e = facebook(v);
+            e["extra"] = json!([1, {"x": null}]);
+            e
+        }),
     ]
 }
 
@@ -89,7 +98,7 @@ fn item() -> impl Strategy<Value = Value> {
         ],
         datetime(),
         engagements(),
-        any::<bool>(),
+        prop::bool::weighted(0.1),
     )
         .prop_map(
             |(id, text, (post_id, parent_id, title), kind, urls, created, eng, extra)| {
@@ -120,8 +129,8 @@ fn item() -> impl Strategy<Value = Value> {
 
 fn survey() -> impl Strategy<Value = Value> {
     prop_oneof![
-        Just(Value::Null),
-        (1u8..=6, 0.0f64..=1.0).prop_map(|(age, perc)| json!({
+        2 => Just(Value::Null),
+        1 => (1u8..=6, 0.0f64..=1.0).prop_map(|(age, perc)| json!({
             "party_id": "other", "party_write_in": "Pirates", "sex": "female", "age": age,
             "education": 3, "ideology": 4, "income": 2, "ethnicity": "multiple_or_other",
             "ethnicity_write_in": "x", "socmed_use": 7, "browser_perc": perc, "mobile_perc": 0.5
@@ -130,9 +139,14 @@ fn survey() -> impl Strategy<Value = Value> {
 }
 
 fn request() -> impl Strategy<Value = Value> {
+    request_of(0..12)
+}
+
+/// A request of `items` items.
+fn request_of(items: std::ops::Range<usize>) -> impl Strategy<Value = Value> {
     (
-        prop::collection::vec(item(), 0..12),
-        prop::option::of(survey()),
+        prop::collection::vec(item(), items),
+        prop::option::weighted(0.3, survey()),
         datetime(),
         prop_oneof![Just("reddit"), Just("twitter"), Just("facebook")],
     )
@@ -245,50 +259,108 @@ proptest! {
         n_entities in 0usize..=ENTITIES.len(),
     ) {
         let body = doc.to_string();
-        let plain: RankingRequest = from_json(body.as_bytes())
-            .unwrap_or_else(|e| panic!("the generator made an invalid request: {e}\n{body}"));
         let options = MatchOptions { ignore_ascii_case, whole_words };
-        let m = matcher(&ENTITIES[..n_entities], options);
-        let expected = serde_json::to_vec(&RankingResponse {
-            ranked_ids: rank(&plain.items, &m),
-            new_items: None,
-        }).unwrap_or_default();
-        let Some(mut view) = fast::parse(body.as_bytes()) else {
-            panic!("the fast path refused a valid request: {body}");
-        };
-        let mut out = BytesMut::new();
-        fast::write_ranked(&mut view.items, &m, &mut out);
-        prop_assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&expected));
+        check_valid(&body, &matcher(&ENTITIES[..n_entities], options))?;
     }
 
+    /// Each case breaks one value of a small request in every way.
     #[test]
     fn invalid_requests_fail_at_the_same_path(
-        doc in request(),
+        doc in request_of(0..4),
         pick in any::<usize>(),
-        how in 0usize..10,
     ) {
-        let body = break_it(doc, pick, how);
-        let plain = from_json::<RankingRequest>(body.as_bytes());
-        let view = from_json::<RankingRequestView<'_>>(body.as_bytes());
-        match (plain, view) {
-            (Ok(_), Ok(_)) => {
-                // Some breaks are harmless (an extra field, a null title).
-                prop_assert!(fast::parse(body.as_bytes()).is_some(), "{}", body);
-            }
-            (Err(p), Err(v)) => {
-                prop_assert_eq!(p.path(), v.path(), "{}", body);
-                prop_assert_eq!(p.message(), v.message(), "{}", body);
-                prop_assert!(fast::parse(body.as_bytes()).is_none(), "{}", body);
-            }
-            (p, v) => prop_assert!(
-                false,
-                "the decodes disagree on {}: plain {:?}, view {:?}",
-                body,
-                p.map(|_| ()),
-                v.map(|_| ())
-            ),
+        for how in 0..10 {
+            check_broken(&break_it(doc.clone(), pick, how))?;
         }
     }
+}
+
+/// `body` is valid: each fast decoder that takes it (the serde view must)
+/// ranks it as the plain decode and [`rank`] do.
+fn check_valid(body: &str, m: &EntityMatcher) -> Result<(), TestCaseError> {
+    let plain: RankingRequest = from_json(body.as_bytes())
+        .map_err(|e| TestCaseError::fail(format!("not a valid request: {e}\n{body}")))?;
+    let expected = serde_json::to_vec(&RankingResponse {
+        ranked_ids: rank(&plain.items, m),
+        new_items: None,
+    })
+    .unwrap_or_default();
+    let expected = String::from_utf8_lossy(&expected);
+    let scanned = fast::scan(body.as_bytes());
+    let viewed = fast::parse_view(body.as_bytes()).map(|v| {
+        v.items
+            .into_iter()
+            .map(|i| fast::Item::new(i.id.0, i.text.0))
+            .collect::<Vec<_>>()
+    });
+    prop_assert!(
+        viewed.is_some(),
+        "the serde view refused a valid request: {}",
+        body
+    );
+    for mut items in [scanned, viewed, fast::parse(body.as_bytes())]
+        .into_iter()
+        .flatten()
+    {
+        let mut out = BytesMut::new();
+        fast::write_ranked(&mut items, m, &mut out);
+        prop_assert_eq!(String::from_utf8_lossy(&out), expected.clone());
+    }
+    Ok(())
+}
+
+/// `body` may be valid (some breaks are harmless: an extra field, a null
+/// title): then as [`check_valid`]. If not, neither fast decoder takes it
+/// and the view fails where and as the model does.
+fn check_broken(body: &str) -> Result<(), TestCaseError> {
+    let plain = from_json::<RankingRequest>(body.as_bytes());
+    let view = from_json::<RankingRequestView<'_>>(body.as_bytes());
+    match (plain, view) {
+        (Ok(_), Ok(_)) => check_valid(body, &matcher(&ENTITIES, MatchOptions::default())),
+        (Err(p), Err(v)) => {
+            prop_assert_eq!(p.path(), v.path(), "{}", body);
+            prop_assert_eq!(p.message(), v.message(), "{}", body);
+            prop_assert!(fast::scan(body.as_bytes()).is_none(), "scan took {}", body);
+            prop_assert!(
+                fast::parse_view(body.as_bytes()).is_none(),
+                "view took {}",
+                body
+            );
+            Ok(())
+        }
+        (p, v) => Err(TestCaseError::fail(format!(
+            "the decodes disagree on {body}: plain {:?}, view {:?}",
+            p.map(|_| ()),
+            v.map(|_| ())
+        ))),
+    }
+}
+
+/// A good share of the generator's requests have the common shape the
+/// scanner takes (so the property above exercises it), and the scan gives the same items
+/// as the serde view.
+#[test]
+fn the_scanner_takes_a_good_share_of_generated_requests() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let (mut scanned, mut total) = (0, 0);
+    for _ in 0..300 {
+        let Ok(tree) = request().new_tree(&mut runner) else {
+            continue;
+        };
+        let body = tree.current().to_string();
+        total += 1;
+        if let Some(items) = fast::scan(body.as_bytes()) {
+            scanned += 1;
+            let view = fast::parse_view(body.as_bytes()).map(|v| v.items.len());
+            assert_eq!(view, Some(items.len()), "{body}");
+        }
+    }
+    assert!(
+        scanned * 5 > total,
+        "the scanner took only {scanned} of {total} valid requests"
+    );
 }
 
 /// The mutations above do break requests: most of them are refused.

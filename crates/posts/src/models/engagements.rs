@@ -74,7 +74,7 @@ pub enum Engagements {
 }
 
 /// The keys of all shapes, in one table: the index is the slot in `Counts`.
-const KEYS: [&str; 13] = [
+pub(crate) const KEYS: [&str; 13] = [
     "retweet", "like", "comment", "share", "upvote", "downvote", "award", "love", "care", "haha",
     "wow", "sad", "angry",
 ];
@@ -82,14 +82,14 @@ const TWITTER: [usize; 4] = [0, 1, 2, 3];
 const REDDIT: [usize; 4] = [4, 5, 2, 6];
 const FACEBOOK: [usize; 9] = [1, 7, 8, 9, 10, 11, 12, 2, 3];
 
-type Counts = [Option<u64>; 13];
+pub(crate) type Counts = [Option<u64>; 13];
 
 fn get(c: &Counts, i: usize) -> u64 {
     c[i].unwrap_or(0)
 }
 
 impl Engagements {
-    fn from_counts(c: &Counts) -> Result<Self, String> {
+    pub(crate) fn from_counts(c: &Counts) -> Result<Self, String> {
         let complete = |slots: &[usize]| slots.iter().all(|&i| c[i].is_some());
         if complete(&FACEBOOK) {
             return Ok(Self::Facebook(FacebookEngagements {

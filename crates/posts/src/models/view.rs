@@ -80,9 +80,6 @@ pub struct ContentItem<'a> {
     _created_at: (),
     #[serde(rename = "engagements")]
     _engagements: Engagements,
-    /// Whether the text mentions an entity (set by the ranking).
-    #[serde(skip)]
-    pub matched: bool,
 }
 
 impl ContentItem<'_> {

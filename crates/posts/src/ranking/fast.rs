@@ -1,10 +1,12 @@
 //! The `/rank` hot path: body in, response bytes out, in one pass over the
 //! body.
 //!
-//! 1. [`parse`]: the body as a [`RankingRequestView`] (the same validation
-//!    as [`RankingRequest`](crate::models::RankingRequest), only the items'
-//!    ids and texts kept, borrowed). UTF-8 is checked once for the whole
-//!    body, so the parser need not check each string again.
+//! 1. [`parse`]: the items' ids and texts, borrowed from the body, for a
+//!    body the models accept. First [`scan`] (hand-written, the common
+//!    shape of a request only); when it gives up, [`parse_view`] (serde
+//!    into [`RankingRequestView`]: every shape the models accept, the same
+//!    validation, only ids and texts kept). UTF-8 is checked once for the
+//!    whole body.
 //! 2. [`write_ranked`]: each item's text scanned once by the entity
 //!    automaton, then the `RankingResponse` JSON written straight into the
 //!    caller's buffer, byte for byte what serializing a
@@ -14,13 +16,53 @@
 //! invalid UTF-8 inside an ignored field, say): the server then decodes it
 //! the plain way, which decides, and names the JSON path of what is wrong.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, BytesMut};
 
+pub use super::scan::scan;
 use super::EntityMatcher;
-use crate::models::view::{ItemView, RankingRequestView};
+use crate::models::view::RankingRequestView;
 
-/// The body as a view, or `None` when the fast path cannot take it.
-pub fn parse(body: &[u8]) -> Option<RankingRequestView<'_>> {
+/// What ranking reads of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The item's id.
+    pub id: Cow<'a, str>,
+    /// The item's text.
+    pub text: Cow<'a, str>,
+    /// Whether the text mentions an entity (set by [`write_ranked`]).
+    matched: bool,
+}
+
+impl<'a> Item<'a> {
+    /// An item not ranked yet.
+    pub fn new(id: Cow<'a, str>, text: Cow<'a, str>) -> Self {
+        Item {
+            id,
+            text,
+            matched: false,
+        }
+    }
+}
+
+/// The items of a body the models accept, or `None` when neither fast
+/// decoder can take it.
+pub fn parse(body: &[u8]) -> Option<Vec<Item<'_>>> {
+    scan(body).or_else(|| {
+        let view = parse_view(body)?;
+        Some(
+            view.items
+                .into_iter()
+                .map(|i| Item::new(i.id.0, i.text.0))
+                .collect(),
+        )
+    })
+}
+
+/// The body as a [`RankingRequestView`], or `None` when it is not valid
+/// UTF-8 or not a valid request.
+pub fn parse_view(body: &[u8]) -> Option<RankingRequestView<'_>> {
     let text = std::str::from_utf8(body).ok()?;
     serde_json::from_str(text).ok()
 }
@@ -28,16 +70,16 @@ pub fn parse(body: &[u8]) -> Option<RankingRequestView<'_>> {
 /// Write the `RankingResponse` for `items` into `out`: the ids of the items
 /// whose text mentions none of `matcher`'s entities, then the others, each
 /// group in the request's order; `new_items` is `null`.
-pub fn write_ranked(items: &mut [ItemView<'_>], matcher: &EntityMatcher, out: &mut BytesMut) {
+pub fn write_ranked(items: &mut [Item<'_>], matcher: &EntityMatcher, out: &mut BytesMut) {
     let check = !matcher.is_empty();
     let mut any_match = false;
     for item in items.iter_mut() {
-        item.matched = check && matcher.is_match(item.text());
+        item.matched = check && matcher.is_match(&item.text);
         any_match |= item.matched;
     }
     // The ids plus quotes and commas; escapes may need more (reserved as
     // they come).
-    let estimate = 40 + items.iter().map(|i| i.id().len() + 3).sum::<usize>();
+    let estimate = 40 + items.iter().map(|i| i.id.len() + 3).sum::<usize>();
     out.reserve(estimate);
     out.put_slice(b"{\"ranked_ids\":[");
     let mut first = true;
@@ -49,11 +91,11 @@ pub fn write_ranked(items: &mut [ItemView<'_>], matcher: &EntityMatcher, out: &m
         write_json_str(out, id);
     };
     for item in items.iter().filter(|i| !i.matched) {
-        write(out, item.id());
+        write(out, &item.id);
     }
     if any_match {
         for item in items.iter().filter(|i| i.matched) {
-            write(out, item.id());
+            write(out, &item.id);
         }
     }
     out.put_slice(b"],\"new_items\":null}");
@@ -114,7 +156,7 @@ mod tests {
         let matcher = EntityMatcher::new(["foo".to_owned()], MatchOptions::default())
             .unwrap_or_else(|e| panic!("{e}"));
         let mut out = BytesMut::new();
-        write_ranked(&mut view.items, &matcher, &mut out);
+        write_ranked(&mut view, &matcher, &mut out);
         let expected = serde_json::to_vec(&RankingResponse {
             ranked_ids: vec!["b".to_owned(), "a\"1".to_owned()],
             new_items: None,
@@ -125,7 +167,7 @@ mod tests {
             String::from_utf8_lossy(&expected)
         );
         out.clear();
-        write_ranked(&mut view.items, &EntityMatcher::empty(), &mut out);
+        write_ranked(&mut view, &EntityMatcher::empty(), &mut out);
         assert_eq!(&out[..], br#"{"ranked_ids":["a\"1","b"],"new_items":null}"#);
     }
 }

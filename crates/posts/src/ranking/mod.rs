@@ -27,6 +27,7 @@ mod cache;
 pub mod fast;
 mod matcher;
 pub mod openapi;
+mod scan;
 pub mod server;
 
 pub use cache::{parse_entities, EntityCache, Snapshot, Source};

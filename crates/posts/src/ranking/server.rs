@@ -222,7 +222,7 @@ pub(crate) async fn rank(
             if buffer.capacity() < RESPONSE_BUFFER_MIN {
                 buffer.reserve(RESPONSE_BUFFER_MIN);
             }
-            super::fast::write_ranked(&mut view.items, &snapshot.matcher, buffer);
+            super::fast::write_ranked(&mut view, &snapshot.matcher, buffer);
             buffer.split().freeze()
         });
         return json_response(answer);
