@@ -26,6 +26,11 @@ async fn status_of(cluster: &Cluster, request: reqwest::RequestBuilder) -> (u16,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_page_reads_and_controls_a_worker_over_the_event_bus() {
     let cluster = Cluster::start().await;
+    eventually("the worker's heartbeat is seen", LIMIT, || async {
+        let workers = cluster.get_json("/api/workers").await;
+        workers.as_array().is_some_and(|w| !w.is_empty())
+    })
+    .await;
     let detail = cluster.get_json(&format!("/api/workers/{WORKER}")).await;
     assert_eq!(detail["control"], "events", "{detail}");
     assert!(detail.get("control_error").is_none(), "{detail}");
@@ -57,7 +62,7 @@ async fn the_worker_page_reads_and_controls_a_worker_over_the_event_bus() {
         .unwrap_or_default();
     assert_eq!(add["rate_limit"], "5/m", "{detail}");
 
-    // Bad input is a 4xx naming it; a worker nobody runs is a 504.
+    // Bad input is a 4xx naming it; a worker never seen is a 404.
     let url = |path: &str| format!("{}{path}", cluster.url);
     for (body, says) in [
         (
@@ -91,7 +96,7 @@ async fn the_worker_page_reads_and_controls_a_worker_over_the_event_bus() {
             .json(&json!({"task_name": "tasks.add", "rate_limit": "1/s"})),
     )
     .await;
-    assert_eq!(status, 504);
+    assert_eq!(status, 404, "a worker never seen");
     let (status, _) = status_of(
         &cluster,
         cluster.client.get(url("/api/workers/nobody@nowhere")),
@@ -113,6 +118,16 @@ async fn the_worker_page_reads_and_controls_a_worker_over_the_event_bus() {
             .any(|w| w["hostname"] == WORKER && w["online"] == false)
     })
     .await;
+    // Seen, but gone: nobody answers within the timeout.
+    let (status, answer) = status_of(
+        &cluster,
+        cluster
+            .client
+            .post(url(&format!("/api/workers/{WORKER}/rate-limit")))
+            .json(&json!({"task_name": "tasks.add", "rate_limit": "1/s"})),
+    )
+    .await;
+    assert_eq!(status, 504, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,8 +36,8 @@ pub(crate) struct ServeArgs {
     pub(crate) bind: IpAddr,
 
     /// More queues to list and sample, comma-separated (the default queue,
-    /// queues seen in sends and events, and workers' queues on Redis are
-    /// listed anyway)
+    /// queues seen in sends and events, workers' queues and every queue
+    /// the broker holds are listed anyway)
     #[arg(short = 'Q', long, value_name = "QUEUES", value_delimiter = ',')]
     pub(crate) queues: Vec<String>,
 
@@ -54,9 +54,10 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) any_task: bool,
 
-    /// Do not broadcast enable_events to workers every 10 s (Redis only);
-    /// the dashboard then follows only the tasks sent through this API
-    /// (from the result backend) and workers that send task events anyway
+    /// Do not ask workers to send task events (enable_events, at start,
+    /// every 10 s and when a worker comes online; on every broker); the
+    /// dashboard then follows only the tasks sent through this API (from
+    /// the result backend) and workers started with -E
     #[arg(long)]
     pub(crate) no_enable_events: bool,
 

@@ -329,12 +329,7 @@ impl Monitor {
     pub(crate) fn overview(&self) -> Overview {
         let mut inner = self.lock();
         let workers_online = inner.workers.list().iter().filter(|w| w.online).count();
-        let mut tasks_by_state = std::collections::BTreeMap::new();
-        for record in inner.tasks.newest() {
-            *tasks_by_state
-                .entry(record.view.state.clone())
-                .or_insert(0u64) += 1;
-        }
+        let tasks_by_state = inner.tasks.count_by_state();
         Overview {
             workers_online,
             tasks_by_state,

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use crate::views::{SortOrder, TaskFilter, TaskSort, TaskView};
 
-use super::tasks::{TaskRecord, TaskTable};
+use super::tasks::{Interner, Key, TaskRecord, TaskTable, NONE};
 
 /// Largest page.
 pub(crate) const MAX_LIMIT: usize = 1000;
@@ -109,87 +109,125 @@ impl Query {
     pub(crate) fn offset(&self) -> usize {
         self.offset
     }
+}
 
-    fn matches(&self, record: &TaskRecord) -> bool {
-        let v = &record.view;
-        if !self.states.is_empty() && !self.states.contains(&v.state) {
+/// `query`'s filters as numbers to compare with [`Key`]s.
+struct Compiled {
+    /// Interned states wanted (empty: any).
+    states: Vec<u32>,
+    /// Per interned name: whether it matches the name filter (`None`: no filter).
+    names: Option<Vec<bool>>,
+    /// Interned worker wanted.
+    worker: Option<u32>,
+    since: f64,
+    until: f64,
+    timed: bool,
+}
+
+impl Compiled {
+    fn new(query: &Query, interner: &Interner) -> Option<Compiled> {
+        let states: Vec<u32> = query.states.iter().filter_map(|s| interner.id(s)).collect();
+        if !query.states.is_empty() && states.is_empty() {
+            return None;
+        }
+        let names = query.name.as_deref().map(|wanted| {
+            let mut table = Vec::new();
+            for (id, text) in interner.all() {
+                let at = id as usize;
+                if table.len() <= at {
+                    table.resize(at + 1, false);
+                }
+                table[at] = text.contains(wanted);
+            }
+            table
+        });
+        let worker = match query.worker.as_deref() {
+            Some(w) => Some(interner.id(w)?),
+            None => None,
+        };
+        Some(Compiled {
+            states,
+            names,
+            worker,
+            since: query.since.unwrap_or(f64::NEG_INFINITY),
+            until: query.until.unwrap_or(f64::INFINITY),
+            timed: query.since.is_some() || query.until.is_some(),
+        })
+    }
+
+    fn matches(&self, key: &Key) -> bool {
+        if !self.states.is_empty() && !self.states.contains(&key.state) {
             return false;
         }
-        if let Some(name) = &self.name {
-            if !v.name.as_deref().is_some_and(|n| n.contains(name.as_str())) {
+        if let Some(names) = &self.names {
+            if !names.get(key.name as usize).copied().unwrap_or(false) {
                 return false;
             }
         }
-        if let Some(worker) = &self.worker {
-            if v.worker.as_deref() != Some(worker.as_str()) {
-                return false;
-            }
+        if self.worker.is_some_and(|w| w != key.worker) {
+            return false;
         }
-        if self.since.is_some() || self.until.is_some() {
-            let Some(at) = first_seen(v) else {
-                return false;
-            };
-            if self.since.is_some_and(|s| at < s) || self.until.is_some_and(|u| at >= u) {
-                return false;
-            }
-        }
-        if let Some(text) = &self.text {
-            // Filled by `run` before matching.
-            if !record
-                .haystack
-                .as_deref()
-                .is_some_and(|h| h.contains(text.as_str()))
-            {
-                return false;
-            }
+        // NaN (unknown) fails both comparisons: a timed query leaves it out.
+        if self.timed && !(key.first_seen >= self.since && key.first_seen < self.until) {
+            return false;
         }
         true
     }
 }
 
-/// When the task was first seen: received by a worker, else sent, else
-/// started or finished.
-fn first_seen(v: &TaskView) -> Option<f64> {
-    v.received_at
-        .or(v.sent_at)
-        .or(v.started_at)
-        .or(v.finished_at)
-}
-
-fn runtime(v: &TaskView) -> Option<f64> {
-    v.runtime.or(match (v.started_at, v.finished_at) {
-        (Some(s), Some(f)) if v.ready => Some(f - s),
-        _ => None,
-    })
-}
-
-/// Compare two present values, or put a missing one last.
-fn by<T: PartialOrd>(a: Option<T>, b: Option<T>, order: SortOrder) -> Ordering {
-    match (a, b) {
-        (Some(a), Some(b)) => {
-            let o = a.partial_cmp(&b).unwrap_or(Ordering::Equal);
+/// Compare two times, unknown (NaN) last whatever the order.
+fn by_time(a: f64, b: f64, order: SortOrder) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => {
+            let o = a.total_cmp(&b);
             if order == SortOrder::Desc {
                 o.reverse()
             } else {
                 o
             }
         }
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => Ordering::Equal,
+        (false, true) => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (true, true) => Ordering::Equal,
+    }
+}
+
+/// Compare two interned texts by their text, none last.
+fn by_text(interner: &Interner, a: u32, b: u32, order: SortOrder) -> Ordering {
+    match (a == NONE, b == NONE) {
+        (false, false) => {
+            let o = interner.text(a).cmp(interner.text(b));
+            if order == SortOrder::Desc {
+                o.reverse()
+            } else {
+                o
+            }
+        }
+        (false, true) => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (true, true) => Ordering::Equal,
     }
 }
 
 /// One page of the tasks matching `query`, and how many matched.
 pub(crate) fn run(table: &mut TaskTable, query: &Query) -> (Vec<TaskView>, usize) {
-    if query.text.is_some() {
-        for record in table.records_mut() {
-            record.haystack();
-        }
+    table.refresh(query.text.is_some());
+    let Some(filter) = Compiled::new(query, &table.interner) else {
+        return (Vec::new(), 0);
+    };
+    let keys = table.keys();
+    // Newest first is the table's own order, reversed.
+    let mut hits: Vec<usize> = (0..keys.len())
+        .rev()
+        .filter(|&at| filter.matches(&keys[at]))
+        .collect();
+    if let Some(text) = &query.text {
+        let texts = table.texts();
+        let finder = memchr::memmem::Finder::new(text.as_bytes());
+        hits.retain(|&at| finder.find(texts[at].as_bytes()).is_some());
     }
-    // Newest first is the table's own order.
-    let mut hits: Vec<&TaskRecord> = table.newest().filter(|r| query.matches(r)).collect();
     let order = query.order;
+    let interner = &table.interner;
     match query.sort {
         TaskSort::Newest => {
             if order == SortOrder::Asc {
@@ -197,27 +235,25 @@ pub(crate) fn run(table: &mut TaskTable, query: &Query) -> (Vec<TaskView>, usize
             }
         }
         TaskSort::Received => {
-            hits.sort_by(|a, b| by(first_seen(&a.view), first_seen(&b.view), order));
+            hits.sort_by(|&a, &b| by_time(keys[a].first_seen, keys[b].first_seen, order));
         }
-        TaskSort::Started => hits.sort_by(|a, b| by(a.view.started_at, b.view.started_at, order)),
+        TaskSort::Started => {
+            hits.sort_by(|&a, &b| by_time(keys[a].started, keys[b].started, order))
+        }
         TaskSort::Finished => {
-            hits.sort_by(|a, b| by(a.view.finished_at, b.view.finished_at, order));
+            hits.sort_by(|&a, &b| by_time(keys[a].finished, keys[b].finished, order));
         }
-        TaskSort::Runtime => hits.sort_by(|a, b| by(runtime(&a.view), runtime(&b.view), order)),
+        TaskSort::Runtime => {
+            hits.sort_by(|&a, &b| by_time(keys[a].runtime, keys[b].runtime, order))
+        }
         TaskSort::Name => {
-            hits.sort_by(|a, b| by(a.view.name.as_deref(), b.view.name.as_deref(), order));
+            hits.sort_by(|&a, &b| by_text(interner, keys[a].name, keys[b].name, order))
         }
         TaskSort::State => {
-            hits.sort_by(|a, b| {
-                by(
-                    Some(a.view.state.as_str()),
-                    Some(b.view.state.as_str()),
-                    order,
-                )
-            });
+            hits.sort_by(|&a, &b| by_text(interner, keys[a].state, keys[b].state, order));
         }
         TaskSort::Worker => {
-            hits.sort_by(|a, b| by(a.view.worker.as_deref(), b.view.worker.as_deref(), order));
+            hits.sort_by(|&a, &b| by_text(interner, keys[a].worker, keys[b].worker, order));
         }
     }
     let total = hits.len();
@@ -225,7 +261,7 @@ pub(crate) fn run(table: &mut TaskTable, query: &Query) -> (Vec<TaskView>, usize
         .into_iter()
         .skip(query.offset)
         .take(query.limit)
-        .map(TaskRecord::to_view)
+        .filter_map(|at| table.at(at).map(TaskRecord::to_view))
         .collect();
     (page, total)
 }

@@ -8,8 +8,9 @@
 //! | `POST /api/workers/{name}/rate-limit` | `{task_name, rate_limit}`: Celery's `rate_limit` command |
 //! | `POST /api/workers/{name}/shutdown` | Celery's `shutdown` command: the worker stops as on SIGTERM |
 //!
-//! A worker that does not answer within 2 s is a 504; an answer of
-//! `{"error": …}` (an unknown task, a bad rate) is a 422 carrying it.
+//! A worker no heartbeat told of is a 404; one seen that does not answer
+//! within 2 s is a 504; an answer of `{"error": …}` (an unknown task, a
+//! bad rate) is a 422 carrying it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +42,16 @@ fn worker_name(name: &str) -> Result<&str, ApiError> {
         ));
     }
     Ok(name)
+}
+
+/// 404 for a worker no heartbeat has told of (asking it would only wait
+/// out the timeout).
+fn seen(shared: &Shared, name: &str) -> Result<WorkerView, ApiError> {
+    shared.monitor.worker(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no worker named {name:?} has been seen (workers announce themselves every 2 s)"
+        ))
+    })
 }
 
 /// Ask `worker` one thing; its answer, or why there is none.
@@ -100,7 +111,7 @@ pub(crate) async fn worker(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<WorkerDetail>, ApiError> {
     let name = worker_name(&name)?;
-    let seen = shared.monitor.worker(name);
+    let worker = seen(&shared, name)?;
     let (stats, registered, queues) = tokio::join!(
         ask(&shared, name, "stats", json!({})),
         ask(
@@ -111,11 +122,6 @@ pub(crate) async fn worker(
         ),
         ask(&shared, name, "active_queues", json!({})),
     );
-    if seen.is_none() && stats.is_err() {
-        return Err(ApiError::not_found(format!(
-            "no worker named {name:?} has been seen or answers"
-        )));
-    }
     let counts = shared.monitor.worker_task_counts(name);
     let own = |key: &str| {
         stats
@@ -130,19 +136,6 @@ pub(crate) async fn worker(
     let control_error = [&stats, &registered, &queues]
         .iter()
         .find_map(|r| r.as_ref().err().cloned());
-    let worker = seen.unwrap_or_else(|| WorkerView {
-        hostname: name.to_owned(),
-        online: true,
-        last_seen_secs: 0.0,
-        active: 0,
-        processed: 0,
-        loadavg: Vec::new(),
-        freq: 2.0,
-        sw_ident: None,
-        sw_ver: None,
-        sw_sys: None,
-        pid: None,
-    });
     Ok(Json(WorkerDetail {
         worker,
         succeeded,
@@ -191,14 +184,15 @@ async fn command(
 /// Change a task's rate limit on one worker (Celery's `rate_limit`).
 #[utoipa::path(post, path = "/api/workers/{name}/rate-limit", tag = "cluster", request_body = RateLimitRequest,
     params(("name" = String, Path, description = "Worker node name")),
-    responses((status = 200, body = ControlReply), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    responses((status = 200, body = ControlReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 504, body = ErrorBody)))]
 pub(crate) async fn rate_limit(
     State(shared): State<Arc<Shared>>,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<RateLimitRequest>,
 ) -> Result<Json<ControlReply>, ApiError> {
     let name = worker_name(&name)?;
+    seen(&shared, name)?;
     if body.task_name.trim().is_empty() || body.task_name.len() > 255 {
         return Err(ApiError::unprocessable(
             "task_name must be 1 to 255 bytes long",
@@ -217,12 +211,14 @@ pub(crate) async fn rate_limit(
 /// it holds, as on SIGTERM.
 #[utoipa::path(post, path = "/api/workers/{name}/shutdown", tag = "cluster",
     params(("name" = String, Path, description = "Worker node name")),
-    responses((status = 200, body = ControlReply), (status = 400, body = ErrorBody), (status = 504, body = ErrorBody)))]
+    responses((status = 200, body = ControlReply), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 504, body = ErrorBody)))]
 pub(crate) async fn shutdown(
     State(shared): State<Arc<Shared>>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ControlReply>, ApiError> {
     let name = worker_name(&name)?;
+    seen(&shared, name)?;
     Ok(Json(command(&shared, name, "shutdown", json!({})).await?))
 }
 
