@@ -44,7 +44,8 @@ enum Command {
     Result(commands::call::ResultArgs),
     /// Run the example tasks end to end on an in-process worker (no server needed).
     Demo(commands::demo::Args),
-    /// Measure enqueue rate, drain rate and enqueue-to-done latency for no-op tasks.
+    /// Measure `celeriac worker` processes at default flags on raw Celery messages (tasks.add,
+    /// results stored): enqueue and drain rates, CPU per task, latency, RSS; then an in-process row.
     Bench(commands::bench::Args),
     /// Generate realistic raw sample data (Facebook CSV, Reddit CSV, Twitter JSONL).
     SampleData(commands::data::SampleDataArgs),
