@@ -67,6 +67,8 @@ enum Command {
     Dlq(commands::admin::DlqArgs),
     /// Delete every waiting message from queues (celery purge): -Q to name them, -f not to ask.
     Purge(commands::purge::PurgeArgs),
+    /// List messages waiting for their ETA in the broker, or hand them back to their queues.
+    Delayed(commands::delayed::DelayedArgs),
 }
 
 /// Run an async command on a multi-threaded runtime.
@@ -109,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Revoke(args) => block_on(commands::admin::revoke(args)),
         Command::Dlq(args) => block_on(commands::admin::dlq(args)),
         Command::Purge(args) => block_on(commands::purge::purge(args)),
+        Command::Delayed(args) => block_on(commands::delayed::delayed(args)),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::OK),

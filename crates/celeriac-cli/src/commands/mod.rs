@@ -5,6 +5,7 @@ pub(crate) mod beat;
 pub(crate) mod bench;
 pub(crate) mod call;
 pub(crate) mod data;
+pub(crate) mod delayed;
 pub(crate) mod demo;
 pub(crate) mod demo_posts;
 pub(crate) mod entities;

@@ -266,6 +266,29 @@ pub trait Broker: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Messages waiting for their ETA in the broker's own delayed store,
+    /// soonest first, at most `limit` (Redis: `celeriac.delayed`). The
+    /// default holds none apart from its queues.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn delayed(&self, limit: usize) -> Result<Vec<DelayedInfo>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// Hand every message of the delayed store back to its queue now, ETA
+    /// and all: any worker then takes it and holds it until it is due, as
+    /// Python Celery workers do with ETA messages (so they can serve them
+    /// when no Celeriac process is left to move them). Returns how many.
+    /// The default has nothing to hand back.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    async fn flush_delayed(&self) -> Result<u64> {
+        Ok(0)
+    }
+
     /// Delete every message waiting in `queue` (ready or delayed, every
     /// priority), as `celery purge` does; messages a worker holds are
     /// left alone. Returns how many were deleted. The default cannot purge.
@@ -282,6 +305,19 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The visibility timeout: how long a reservation lasts without `extend`.
     fn visibility_timeout(&self) -> Duration;
+}
+
+/// A message waiting for its ETA in a broker's delayed store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelayedInfo {
+    /// The task id, when the message can be read.
+    pub task_id: Option<String>,
+    /// The task name, when the message can be read.
+    pub task: Option<String>,
+    /// The queue it goes to when due.
+    pub queue: String,
+    /// When it is due.
+    pub eta: DateTime<Utc>,
 }
 
 /// Map a requested priority to one of the four Redis steps 0/3/6/9: kombu

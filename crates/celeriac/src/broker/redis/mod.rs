@@ -422,6 +422,63 @@ impl Broker for RedisBroker {
         Ok(lens.iter().sum())
     }
 
+    async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let members: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
+            .arg(self.keys.delayed())
+            .arg(0)
+            .arg(limit as i64 - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("listing delayed messages in Redis"))?;
+        let prefix = self.keys.queue_list("", 0);
+        Ok(members
+            .into_iter()
+            .filter_map(|(member, score)| {
+                let cut = memchr::memmem::find(&member, SEP.as_bytes())?;
+                let list = String::from_utf8_lossy(&member[..cut]).into_owned();
+                let payload = &member[cut + SEP.len()..];
+                let identity = crate::protocol::identify(payload);
+                let queue = list.strip_prefix(&prefix).unwrap_or(&list);
+                let queue = queue.split(SEP).next().unwrap_or(queue).to_owned();
+                Some(super::DelayedInfo {
+                    task_id: identity.as_ref().map(|i| i.id.clone()),
+                    task: identity.and_then(|i| i.task),
+                    queue,
+                    eta: DateTime::from_timestamp_millis((score * 1000.0) as i64)?,
+                })
+            })
+            .collect())
+    }
+
+    async fn flush_delayed(&self) -> Result<u64> {
+        // Every member `<list><SEP><payload>` goes back to its list, as the
+        // reservation script moves due ones.
+        const FLUSH: &str = r#"
+local moved = 0
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, member in ipairs(members) do
+  local cut = string.find(member, ARGV[1], 1, true)
+  if cut then
+    redis.call('LPUSH', string.sub(member, 1, cut - 1), string.sub(member, cut + #ARGV[1]))
+    moved = moved + 1
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return moved
+"#;
+        let script = Script::new(FLUSH);
+        script
+            .key(self.keys.delayed())
+            .arg(SEP)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("handing delayed messages back in Redis"))
+    }
+
     async fn purge(&self, queue: &str) -> Result<u64> {
         // kombu's purge: every priority list of the queue, counted and
         // deleted in one transaction; plus its delayed (ETA) messages.
