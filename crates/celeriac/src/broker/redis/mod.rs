@@ -34,6 +34,7 @@
 mod dead_letters;
 mod reply;
 mod upkeep;
+mod wait;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct RedisBroker {
     /// Numbers this consumer's reserve calls, so their tags never repeat.
     calls: AtomicU64,
     liveness: std::sync::OnceLock<tokio::task::JoinHandle<()>>,
+    /// Where an idle reservation blocks until a message arrives.
+    waiter: wait::Waiter,
 }
 
 struct Scripts {
@@ -102,7 +105,7 @@ impl RedisBroker {
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn open(url: &str, key_prefix: &str, visibility_timeout: Duration) -> Result<Self> {
-        let (_client, conn) = connect(url).await?;
+        let (client, conn) = connect(url).await?;
         let keys = Keys::new(key_prefix);
         let scripts = Arc::new(Scripts {
             reserve: Script::new(include_str!("reserve.lua")),
@@ -129,6 +132,7 @@ impl RedisBroker {
             consumer,
             calls: AtomicU64::new(0),
             liveness: std::sync::OnceLock::new(),
+            waiter: wait::Waiter::new(client),
         })
     }
 
@@ -284,8 +288,14 @@ impl Broker for RedisBroker {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            tokio::time::sleep((deadline - now).min(nap)).await;
-            nap = (nap * 2).min(Duration::from_millis(20));
+            // Block until the first list has a message (a message anywhere
+            // else is seen at the latest after the pause); poll with naps
+            // if blocking is not possible.
+            let pause = (deadline - now).min(wait::PAUSE);
+            if !self.waiter.wait(&lists[0], pause).await {
+                tokio::time::sleep((deadline - now).min(nap)).await;
+                nap = (nap * 2).min(Duration::from_millis(20));
+            }
         }
     }
 
