@@ -496,13 +496,13 @@ mod tests {
     fn bad_values_are_named() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let conn = ConnectionArgs {
-            broker: Some("amqp://:hunter2@host//".into()),
+            broker: Some("kafka://:hunter2@host//".into()),
             ..Default::default()
         };
         let err = Config::from_args(&conn)
             .expect_err("unknown scheme")
             .to_string();
-        assert!(err.contains("amqp") && !err.contains("hunter2"), "{err}");
+        assert!(err.contains("kafka") && !err.contains("hunter2"), "{err}");
 
         let path = write(dir.path(), "brokr_url = \"x\"\n");
         let conn = ConnectionArgs {

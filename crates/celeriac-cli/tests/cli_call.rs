@@ -184,7 +184,7 @@ fn bad_input_is_refused_with_a_clear_message() {
     // A password in a bad URL never reaches the output.
     let out = env
         .command(["worker"])
-        .env("CELERIAC_BROKER_URL", "amqp://user:hunter2@host//")
+        .env("CELERIAC_BROKER_URL", "kafka://user:hunter2@host//")
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(ERROR));
