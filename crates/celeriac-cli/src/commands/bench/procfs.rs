@@ -5,8 +5,17 @@
 /// children), or `None` when the process itself cannot be read.
 pub(super) fn tree_seconds(pid: u32) -> Option<f64> {
     let own = super::cpu::process_seconds(Some(pid))?;
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    // Children are listed under the thread that started them, not only
+    // under the main thread: read every thread's list.
+    let mut children = String::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                children.push_str(&list);
+                children.push(' ');
+            }
+        }
+    }
     Some(
         own + children
             .split_whitespace()
