@@ -24,6 +24,8 @@
 mod after;
 mod apply;
 pub(crate) mod builtins;
+mod chain;
+mod options;
 mod signature;
 
 pub(crate) use after::{after_failure, after_success, children, chord_part_done};
