@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::protocol::{ResultMeta, TaskMessage, TaskState};
-use crate::task::{Context, Task, TaskCall, TaskError};
+use crate::task::{Context, Task, TaskError};
 use crate::{App, Result};
 
 /// Retries an eager task may ask for when it sets no maximum.
@@ -67,16 +67,7 @@ async fn call(
     ctx: Context,
     message: &TaskMessage,
 ) -> std::result::Result<serde_json::Value, TaskError> {
-    match task.call(ctx, message.args.clone(), message.kwargs.clone())? {
-        TaskCall::Async(future) => {
-            use futures::FutureExt;
-            std::panic::AssertUnwindSafe(future)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(TaskError::new("Panic", "the task panicked")))
-        }
-        TaskCall::Blocking(body) => tokio::task::spawn_blocking(body)
-            .await
-            .unwrap_or_else(|_| Err(TaskError::new("Panic", "the task panicked"))),
-    }
+    task.call(ctx, message.args.clone(), message.kwargs.clone())?
+        .run_to_end()
+        .await
 }

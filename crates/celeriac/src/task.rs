@@ -52,6 +52,28 @@ pub enum TaskCall {
     Async(BoxFuture<'static, Result<Value, TaskError>>),
 }
 
+impl TaskCall {
+    /// Run the call to its end outside a worker (eager mode, `celery.map`):
+    /// an async body in this task, a blocking one on the blocking pool; a
+    /// panic becomes a `Panic` failure, as the worker reports one. (The
+    /// worker itself adds time limits and termination, in `execute.rs`.)
+    pub(crate) async fn run_to_end(self) -> Result<Value, TaskError> {
+        let panicked = |_| Err(TaskError::new("Panic", "the task panicked"));
+        match self {
+            TaskCall::Async(future) => {
+                use futures::FutureExt;
+                std::panic::AssertUnwindSafe(future)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(panicked)
+            }
+            TaskCall::Blocking(body) => tokio::task::spawn_blocking(body)
+                .await
+                .unwrap_or_else(|_| Err(TaskError::new("Panic", "the task panicked"))),
+        }
+    }
+}
+
 /// Per-task defaults, set on the `#[task]` attribute and overridable per call
 /// through [`crate::SendOptions`].
 #[derive(Debug, Clone, Default, PartialEq)]

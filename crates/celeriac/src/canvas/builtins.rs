@@ -109,13 +109,7 @@ async fn run_each(
             (false, item) => vec![item],
         };
         let call = task.call(ctx.clone(), args, signature.kwargs.clone())?;
-        let value = match call {
-            TaskCall::Async(future) => future.await?,
-            TaskCall::Blocking(run) => tokio::task::spawn_blocking(run)
-                .await
-                .map_err(|e| TaskError::new("RuntimeError", e.to_string()))??,
-        };
-        results.push(value);
+        results.push(call.run_to_end().await?);
     }
     Ok(Value::Array(results))
 }
