@@ -23,6 +23,7 @@
 //! [worker]
 //! queues = ["celery"]
 //! concurrency = 4
+//! pool = "threads"            # or "blocking"
 //! prefetch = 16
 //! acks_late = false
 //! shutdown_timeout = 30       # seconds
@@ -101,6 +102,13 @@ pub(crate) struct WorkerArgs {
         hide_env_values = true
     )]
     pub(crate) concurrency: Option<usize>,
+
+    /// Where sync tasks run: `threads`, -c threads of the worker's own fed
+    /// by a channel, or `blocking`, tokio's blocking pool (a thread per
+    /// running task, started on demand) [default: threads]. Async tasks
+    /// always run on the runtime
+    #[arg(short = 'P', long, value_name = "POOL")]
+    pub(crate) pool: Option<String>,
 
     /// Messages held at once, executing or waiting. Unset, the worker
     /// holds what it finishes in about 50 ms at its recent rate, at least
@@ -192,6 +200,7 @@ struct FileTransportOptions {
 struct FileWorker {
     queues: Option<Vec<String>>,
     concurrency: Option<usize>,
+    pool: Option<String>,
     prefetch: Option<usize>,
     acks_late: Option<bool>,
     shutdown_timeout: Option<f64>,
@@ -222,6 +231,7 @@ pub(crate) struct Config {
 struct FileWorkerValues {
     queues: Option<Vec<String>>,
     concurrency: Option<usize>,
+    pool: Option<String>,
     prefetch: Option<usize>,
     acks_late: Option<bool>,
     shutdown_timeout: Option<f64>,
@@ -309,6 +319,7 @@ impl Config {
             file_worker: FileWorkerValues {
                 queues: w.queues,
                 concurrency: w.concurrency,
+                pool: w.pool,
                 prefetch: w.prefetch,
                 acks_late: w.acks_late,
                 shutdown_timeout: w.shutdown_timeout,
@@ -403,6 +414,10 @@ impl WorkerConfig {
             }
             options.concurrency = c;
         }
+        if let Some(pool) = args.pool.as_deref().or(file.pool.as_deref()) {
+            options.sync_pool =
+                celeriac::SyncPool::parse(pool.trim()).map_err(anyhow::Error::msg)?;
+        }
         let prefetch = args.prefetch.or(file.prefetch);
         // A prefetch the user chose is held as given; the default adapts.
         options.adaptive_prefetch = prefetch.is_none();
@@ -448,7 +463,7 @@ mod tests {
             dir.path(),
             "broker_url = \"sqlite://file.db\"\nresult_backend = \"memory://\"\n\
              visibility_timeout = 5\n[broker_transport_options]\nglobal_keyprefix = \"proj:\"\n\
-             [worker]\nconcurrency = 3\nqueues = [\"a\", \"b\"]\n",
+             [worker]\nconcurrency = 3\npool = \"blocking\"\nqueues = [\"a\", \"b\"]\n",
         );
         let conn = ConnectionArgs {
             broker: Some("sqlite://flag.db".into()),
@@ -465,6 +480,7 @@ mod tests {
         assert_eq!(cfg.config.app.visibility_timeout, Duration::from_secs(5));
         assert_eq!(cfg.config.app.key_prefix, "proj:");
         assert_eq!(cfg.options.concurrency, 3);
+        assert_eq!(cfg.options.sync_pool, celeriac::SyncPool::Blocking);
         assert_eq!(cfg.options.prefetch, 7);
         assert!(
             !cfg.options.adaptive_prefetch,
@@ -489,6 +505,7 @@ mod tests {
         assert_eq!(cfg.options.queues, vec!["celery".to_owned()]);
         assert_eq!(cfg.options.prefetch, celeriac::worker::DEFAULT_PREFETCH);
         assert!(cfg.options.adaptive_prefetch);
+        assert_eq!(cfg.options.sync_pool, celeriac::SyncPool::Threads);
         Ok(())
     }
 
@@ -517,6 +534,15 @@ mod tests {
             ..Default::default()
         };
         assert!(WorkerConfig::from_args(&ConnectionArgs::default(), &worker).is_err());
+
+        let worker = WorkerArgs {
+            pool: Some("prefork".into()),
+            ..Default::default()
+        };
+        let err = WorkerConfig::from_args(&ConnectionArgs::default(), &worker)
+            .expect_err("a Python pool")
+            .to_string();
+        assert!(err.contains("prefork") && err.contains("threads"), "{err}");
         Ok(())
     }
 }

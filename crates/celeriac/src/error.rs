@@ -87,6 +87,9 @@ pub enum Error {
     /// An argument given to the API was invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The worker could not start its task threads.
+    #[error("starting the worker's task threads: {0}")]
+    WorkerThreads(#[source] std::io::Error),
 }
 
 impl Error {

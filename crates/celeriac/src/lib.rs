@@ -98,7 +98,7 @@ pub use protocol::TaskState;
 pub use result::{AsyncResult, GroupResult};
 pub use task::{Context, Task, TaskError, TaskOptions};
 pub use transport::Transport;
-pub use worker::{Worker, WorkerOptions};
+pub use worker::{SyncPool, Worker, WorkerOptions};
 
 /// `now + wait`, saturating: `Duration::MAX` means "a century", not a panic.
 pub(crate) fn deadline(wait: std::time::Duration) -> tokio::time::Instant {

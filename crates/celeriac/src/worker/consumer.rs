@@ -36,6 +36,8 @@ pub(super) struct Shared {
     pub(super) options: WorkerOptions,
     pub(super) stats: Arc<WorkerStats>,
     pub(super) executing: Semaphore,
+    /// The threads sync bodies run on; `None`: tokio's blocking pool.
+    pub(super) threads: Option<super::sync_pool::ThreadPool>,
     pub(super) shutdown: Shutdown,
     pub(super) rate_limits: super::rate_limit::RateLimits,
     pub(super) state: Arc<super::state::WorkerState>,
@@ -102,6 +104,7 @@ impl Consumer {
     pub(super) fn new(
         app: App,
         options: WorkerOptions,
+        threads: Option<super::sync_pool::ThreadPool>,
         stats: Arc<WorkerStats>,
         shutdown: Shutdown,
         state: Arc<super::state::WorkerState>,
@@ -115,6 +118,7 @@ impl Consumer {
                 options,
                 stats,
                 executing,
+                threads,
                 shutdown,
                 rate_limits: rate_limits_of(&app_for_limits),
                 state,

@@ -6,10 +6,11 @@
 //! per message cost more than the no-op tasks it ran); `catch_unwind` and an
 //! `Abortable` give what a separate task gave: a panic becomes an error, and
 //! `revoke --terminate` or the hard limit drops the future at its next
-//! `.await`. Sync tasks run on tokio's blocking pool, and a thread cannot
-//! be killed safely: at the hard limit (or on terminate) the worker stops
-//! waiting, records the outcome and moves on; the thread finishes in the
-//! background and its result is discarded. The soft limit sets
+//! `.await`. Sync tasks run on the worker's threads ([`super::SyncPool`]),
+//! and a thread cannot be killed safely: at the hard limit (or on
+//! terminate) the worker stops waiting, records the outcome and moves on;
+//! the thread finishes in the background, its result discarded, while a
+//! replacement takes its place. The soft limit sets
 //! [`Context::is_cancelled`], which a long sync task should check; async
 //! tasks can await [`Context::cancelled`] for it.
 
@@ -44,20 +45,14 @@ pub(super) async fn execute(
         .1
         .or(defaults.soft_time_limit)
         .filter(|s| *s > 0.0);
-    // Outer `Err`: the task panicked (the payload); inner: its own result.
-    type Caught = Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>;
     let running: BoxFuture<'static, Caught> = match call {
-        TaskCall::Blocking(f) => {
-            let thread = tokio::task::spawn_blocking(f);
-            async move {
-                match thread.await {
-                    Ok(result) => Ok(result),
-                    Err(e) if e.is_panic() => Err(e.into_panic()),
-                    Err(_) => Ok(Err(cancelled())),
-                }
+        TaskCall::Blocking(f) => match &shared.threads {
+            Some(pool) => {
+                let running = pool.run(f);
+                async move { running.await.unwrap_or_else(|| Ok(Err(cancelled()))) }.boxed()
             }
-            .boxed()
-        }
+            None => blocking_pool(f),
+        },
         TaskCall::Async(fut) => AssertUnwindSafe(fut).catch_unwind().boxed(),
     };
     let (abort, registration) = AbortHandle::new_pair();
@@ -99,6 +94,24 @@ pub(super) async fn execute(
         }
         Err(futures::future::Aborted) => Err(cancelled()),
     }
+}
+
+/// Outer `Err`: the task panicked (the payload); inner: its own result.
+type Caught = Result<Result<Value, TaskError>, Box<dyn std::any::Any + Send>>;
+
+/// A sync body on tokio's blocking pool ([`super::SyncPool::Blocking`]).
+fn blocking_pool(
+    body: Box<dyn FnOnce() -> Result<Value, TaskError> + Send + 'static>,
+) -> BoxFuture<'static, Caught> {
+    let thread = tokio::task::spawn_blocking(body);
+    async move {
+        match thread.await {
+            Ok(result) => Ok(result),
+            Err(e) if e.is_panic() => Err(e.into_panic()),
+            Err(_) => Ok(Err(cancelled())),
+        }
+    }
+    .boxed()
 }
 
 /// A limit in seconds from a message; one too large for a `Duration`

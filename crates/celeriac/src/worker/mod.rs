@@ -10,8 +10,9 @@
 //! Two bounds shape the flow. *Prefetch* caps messages held (reserved but not
 //! finished), within a window sized by the rate tasks finish at, so a fast
 //! worker batches its round trips and a slow one does not hoard a queue;
-//! *concurrency* caps tasks executing at once. Sync tasks run on tokio's blocking pool and async tasks
-//! on the runtime, so CPU-heavy work never stalls fetching.
+//! *concurrency* caps tasks executing at once. Sync tasks run on a fixed set
+//! of `concurrency` threads ([`SyncPool`]) and async tasks on the runtime,
+//! so CPU-heavy work never stalls fetching.
 //!
 //! Order: messages are reserved highest priority first and oldest first, but
 //! the handlers of one reservation race for the free slots, so with
@@ -29,8 +30,10 @@ mod remote;
 mod retry;
 mod settle;
 mod state;
+mod sync_pool;
 
 pub use rate_limit::{parse_rate_limit, RateLimitError};
+pub use sync_pool::SyncPool;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,6 +54,9 @@ pub struct WorkerOptions {
     pub queues: Vec<String>,
     /// Tasks executing at once (default: number of cores).
     pub concurrency: usize,
+    /// Where synchronous task bodies run (default: `concurrency` threads
+    /// of the worker's own).
+    pub sync_pool: SyncPool,
     /// The most messages held at once, executing or waiting (default 512;
     /// see [`WorkerOptions::adaptive_prefetch`]). `1` keeps strict queue and
     /// priority order.
@@ -89,6 +95,7 @@ impl Default for WorkerOptions {
         WorkerOptions {
             queues: vec!["celery".to_owned()],
             concurrency: cores,
+            sync_pool: SyncPool::default(),
             prefetch: DEFAULT_PREFETCH,
             adaptive_prefetch: true,
             acks_late: false,
@@ -229,11 +236,19 @@ impl Worker {
             options,
             stats,
         } = self;
+        let threads = match options.sync_pool {
+            SyncPool::Threads => Some(
+                sync_pool::ThreadPool::start(options.concurrency)
+                    .map_err(crate::Error::WorkerThreads)?,
+            ),
+            SyncPool::Blocking => None,
+        };
         app.broker().declare(&options.queues).await?;
         tracing::info!(
             hostname = %options.hostname,
             queues = ?options.queues,
             concurrency = options.concurrency,
+            pool = ?options.sync_pool,
             tasks = ?app.task_names(),
             "worker ready"
         );
@@ -270,6 +285,7 @@ impl Worker {
         let consumer = consumer::Consumer::new(
             app.clone(),
             options,
+            threads,
             Arc::clone(&stats),
             internal,
             state,

@@ -94,6 +94,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N")]
     pub(crate) prefetch: Option<usize>,
 
+    /// Worker row: pass `--pool` to the workers (`threads`, their default,
+    /// or `blocking`), to compare where sync tasks run
+    #[arg(short = 'P', long, value_name = "POOL")]
+    pub(crate) pool: Option<String>,
+
     /// Run only one row: `worker` (`celeriac worker` processes, tasks.add,
     /// results stored) or `in-process` (the async no-op in this process)
     #[arg(long, value_name = "ROW")]
@@ -694,7 +699,7 @@ impl Bench {
 
     /// `count` `celeriac worker` processes: default flags, except the queue,
     /// a name, the visibility timeout, and what the user gave (`-c`,
-    /// `--prefetch`, `--acks-late`).
+    /// `--prefetch`, `--pool`, `--acks-late`).
     fn start_processes_n(&self, count: usize) -> anyhow::Result<Pool> {
         let exe = std::env::current_exe().context("finding the celeriac executable")?;
         let mut children = Vec::new();
@@ -718,6 +723,9 @@ impl Bench {
             }
             if let Some(p) = self.args.prefetch {
                 cmd.args(["--prefetch", &p.to_string()]);
+            }
+            if let Some(pool) = &self.args.pool {
+                cmd.args(["--pool", pool]);
             }
             if self.args.acks_late {
                 cmd.arg("--acks-late");
