@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use celeriac::{
-    task, App, Context, Error, SendOptions, TaskError, TaskState, Worker, WorkerOptions,
+    task, App, Context, Error, SendOptions, SyncPool, TaskError, TaskState, Worker, WorkerOptions,
 };
 use serde_json::{json, Map, Value};
 
@@ -116,6 +116,22 @@ fn sleep_sync() -> Result<(), TaskError> {
     Ok(())
 }
 
+static RELEASE_STUCK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Blocks its thread until the test releases it (at most 60 s): the body a
+/// hard time limit gives up on.
+#[task(name = "tasks.stuck_sync")]
+fn stuck_sync() -> Result<(), TaskError> {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !RELEASE_STUCK.load(Ordering::SeqCst) && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    STUCK_RETURNED.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+static STUCK_RETURNED: AtomicU32 = AtomicU32::new(0);
+
 struct Running {
     app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -132,6 +148,17 @@ impl Running {
 }
 
 async fn start(name: &str) -> Running {
+    start_with(
+        name,
+        WorkerOptions {
+            concurrency: 4,
+            ..WorkerOptions::default()
+        },
+    )
+    .await
+}
+
+async fn start_with(name: &str, options: WorkerOptions) -> Running {
     let url = format!("memory://{name}");
     let app = App::builder()
         .broker_url(&url)
@@ -149,14 +176,11 @@ async fn start(name: &str) -> Running {
         .task(throttled)
         .task(sleep_async)
         .task(sleep_sync)
+        .task(stuck_sync)
         .build()
         .await
         .expect("app");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = WorkerOptions {
-        concurrency: 4,
-        ..WorkerOptions::default()
-    };
     let worker = tokio::spawn(Worker::new(app.clone(), options).run(async move {
         let _ = stopped.await;
     }));
@@ -312,6 +336,41 @@ async fn time_limits_stop_tasks() {
         "stopped at the soft limit"
     );
     w.stop().await;
+}
+
+/// With one slot, a sync body stuck past its hard limit must not hold the
+/// only thread: the next sync task runs while the stuck one is still
+/// blocked (on both pools).
+#[tokio::test]
+async fn a_sync_task_stuck_past_its_hard_limit_does_not_take_the_slot_with_it() {
+    for pool in [SyncPool::Threads, SyncPool::Blocking] {
+        let options = WorkerOptions {
+            concurrency: 1,
+            sync_pool: pool,
+            ..WorkerOptions::default()
+        };
+        let w = start_with(&format!("stuck-{pool:?}"), options).await;
+        let stuck = stuck_sync::apply_async(&w.app, (), SendOptions::new().time_limit(0.2))
+            .await
+            .expect("send");
+        match stuck.get(WAIT).await {
+            Err(Error::TaskFailed { exc_type, .. }) => assert_eq!(exc_type, "TimeLimitExceeded"),
+            other => panic!("{pool:?}: expected TimeLimitExceeded, got {other:?}"),
+        }
+        let next = parse::delay(&w.app, "7".to_owned()).await.expect("send");
+        assert_eq!(
+            next.get(WAIT).await.expect("the next task runs"),
+            7,
+            "{pool:?}"
+        );
+        assert_eq!(
+            STUCK_RETURNED.load(Ordering::SeqCst),
+            0,
+            "{pool:?}: the next task ran while the stuck body was still running"
+        );
+        w.stop().await;
+    }
+    RELEASE_STUCK.store(true, Ordering::SeqCst);
 }
 
 #[tokio::test]
