@@ -401,6 +401,47 @@ async fn queue_names_list_every_queue_with_messages(f: Fixture) {
     );
 }
 
+/// `delayed` lists what waits for its ETA, sent so or deferred by a
+/// worker, soonest first with its payload; not what is ready or leased.
+async fn delayed_lists_what_waits_for_its_eta(f: Fixture) {
+    let b = &f.broker;
+    let in_an_hour = Utc::now() + chrono::Duration::hours(1);
+    let mut later = message("q", 0, "later");
+    later.not_before = Some(in_an_hour + chrono::Duration::minutes(1));
+    b.publish(later).await.expect("publish");
+    b.publish(message("q", 0, "deferred"))
+        .await
+        .expect("publish");
+    b.publish(message("other", 0, "ready"))
+        .await
+        .expect("publish");
+    b.publish(message("other", 0, "leased"))
+        .await
+        .expect("publish");
+    let got = b
+        .reserve(&queues(&["q"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    b.defer(&got[0].tag, in_an_hour).await.expect("defer");
+    let leased = b
+        .reserve(&queues(&["other"]), 1, Duration::ZERO)
+        .await
+        .expect("reserve");
+    assert_eq!(leased.len(), 1);
+    let listed = b.delayed(10).await.expect("delayed");
+    let ids: Vec<Option<&str>> = listed.iter().map(|d| d.task_id.as_deref()).collect();
+    assert_eq!(ids, [Some("deferred"), Some("later")]);
+    assert_eq!(listed[0].queue, "q");
+    assert_eq!(listed[0].task.as_deref(), Some("tasks.noop"));
+    assert!(
+        (listed[0].eta - in_an_hour).num_milliseconds().abs() < 5,
+        "{:?}",
+        listed[0].eta
+    );
+    assert_eq!(body_of(&listed[1].payload), "later");
+    assert_eq!(b.delayed(1).await.expect("delayed").len(), 1);
+}
+
 macro_rules! conformance {
     ($($broker:ident),*) => {
         $(mod $broker {
@@ -413,6 +454,7 @@ macro_rules! conformance {
             #[tokio::test] async fn unacked_comes_back_acked_does_not() { super::unacked_comes_back_acked_does_not(super::$broker(VT).await).await }
             #[tokio::test] async fn requeue_goes_to_the_front() { super::requeue_goes_to_the_front(super::$broker(VT).await).await }
             #[tokio::test] async fn delayed_and_deferred_wait_their_time() { super::delayed_and_deferred_wait_their_time(super::$broker(VT).await).await }
+            #[tokio::test] async fn delayed_lists_what_waits_for_its_eta() { super::delayed_lists_what_waits_for_its_eta(super::$broker(VT).await).await }
             #[tokio::test] async fn dead_letters_keep_bytes_and_can_be_requeued() { super::dead_letters_keep_bytes_and_can_be_requeued(super::$broker(VT).await).await }
             #[tokio::test] async fn dead_letters_page_and_cap_payloads() { super::dead_letters_page_and_cap_payloads(super::$broker(VT).await).await }
             #[tokio::test] async fn extended_leases_are_not_redelivered() { super::extended_leases_are_not_redelivered(super::$broker(VT).await).await }

@@ -336,6 +336,18 @@ impl Broker for MemoryBroker {
         Ok(ready + (before - state.delayed.len()) as u64)
     }
 
+    async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
+        let state = self.lock();
+        Ok(state
+            .delayed
+            .iter()
+            .take(limit)
+            .map(|((eta, _), (queue, stored))| {
+                super::DelayedInfo::read(queue.clone(), *eta, stored.payload.clone())
+            })
+            .collect())
+    }
+
     async fn queue_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self.lock().queues.keys().cloned().collect();
         names.sort_unstable();

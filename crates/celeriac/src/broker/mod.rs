@@ -48,6 +48,20 @@ pub struct OutgoingMessage {
     pub payload: Vec<u8>,
 }
 
+impl DelayedInfo {
+    /// The entry for `payload`, its id and name read leniently.
+    pub(crate) fn read(queue: String, eta: DateTime<Utc>, payload: Vec<u8>) -> Self {
+        let identity = crate::protocol::identify(&payload);
+        DelayedInfo {
+            task_id: identity.as_ref().map(|i| i.id.clone()),
+            task: identity.and_then(|i| i.task),
+            queue,
+            eta,
+            payload,
+        }
+    }
+}
+
 /// A reserved message. Settle it with `ack`, `requeue` or `defer`; if the
 /// holder dies instead, it is delivered again after the visibility timeout.
 #[derive(Debug, Clone)]
@@ -267,8 +281,10 @@ pub trait Broker: Send + Sync + 'static {
     }
 
     /// Messages waiting for their ETA in the broker's own delayed store,
-    /// soonest first, at most `limit` (Redis: `celeriac.delayed`). The
-    /// default holds none apart from its queues.
+    /// soonest first, at most `limit` (Redis: `celeriac.delayed`; SQLite:
+    /// rows not leased whose `visible_at` is ahead; memory: its delayed
+    /// map), whether a producer sent them with an ETA or a worker set them
+    /// aside until due. The default holds none apart from its queues.
     ///
     /// # Errors
     /// When the broker cannot be reached.
@@ -318,6 +334,9 @@ pub struct DelayedInfo {
     pub queue: String,
     /// When it is due.
     pub eta: DateTime<Utc>,
+    /// The message as stored (a kombu envelope), for who wants its
+    /// arguments (the worker's `inspect scheduled` reply).
+    pub payload: Vec<u8>,
 }
 
 /// Map a requested priority to one of the four Redis steps 0/3/6/9: kombu

@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::adjust::{Pool, Queues, TimeLimits};
 use super::executor;
 use super::prefetch::PrefetchWindow;
 use super::{WorkerOptions, WorkerStats};
@@ -35,11 +35,14 @@ pub(super) struct Shared {
     pub(super) app: App,
     pub(super) options: WorkerOptions,
     pub(super) stats: Arc<WorkerStats>,
-    pub(super) executing: Semaphore,
-    /// The threads sync bodies run on; `None`: tokio's blocking pool.
-    pub(super) threads: Option<super::sync_pool::ThreadPool>,
+    /// Execution slots and the threads sync bodies run on; resized by
+    /// remote `pool_grow`/`pool_shrink`.
+    pub(super) pool: Arc<Pool>,
+    /// The queues consumed; changed by `add_consumer`/`cancel_consumer`.
+    pub(super) queues: Queues,
     pub(super) shutdown: Shutdown,
     pub(super) rate_limits: super::rate_limit::RateLimits,
+    pub(super) time_limits: TimeLimits,
     pub(super) state: Arc<super::state::WorkerState>,
     pub(super) events: Arc<super::events::WorkerEvents>,
     /// Messages this worker holds: tag → must it be given back if aborted?
@@ -110,17 +113,19 @@ impl Consumer {
         state: Arc<super::state::WorkerState>,
         events: Arc<super::events::WorkerEvents>,
     ) -> Self {
-        let executing = Semaphore::new(options.concurrency.max(1));
+        let pool = Arc::new(Pool::new(options.concurrency, threads));
+        let queues = Queues::new(&options.queues);
         let app_for_limits = app.clone();
         Consumer {
             shared: Arc::new(Shared {
                 app,
                 options,
                 stats,
-                executing,
-                threads,
+                pool,
+                queues,
                 shutdown,
                 rate_limits: rate_limits_of(&app_for_limits),
+                time_limits: TimeLimits::default(),
                 state,
                 events,
                 held: Mutex::new(HashMap::new()),
@@ -157,6 +162,9 @@ impl Consumer {
                     Err(_) => break,
                 },
             };
+            let Some(queues) = shared.queues.wait_for_any(&mut shutdown).await else {
+                break;
+            };
             let mut permits = vec![first];
             while permits.len() < MAX_BATCH {
                 match Arc::clone(&prefetch).try_acquire_owned() {
@@ -164,10 +172,7 @@ impl Consumer {
                     Err(_) => break,
                 }
             }
-            match broker
-                .reserve(&shared.options.queues, permits.len(), RESERVE_WAIT)
-                .await
-            {
+            match broker.reserve(&queues, permits.len(), RESERVE_WAIT).await {
                 Ok(deliveries) => {
                     if backoff > Duration::from_millis(100) {
                         tracing::info!("broker reachable again, consuming");

@@ -34,19 +34,17 @@ pub(super) async fn execute(
     call: TaskCall,
 ) -> Result<Value, TaskError> {
     let headers = &message.headers;
+    // The message's own limits, else those set by remote `time_limit`,
+    // else the task's declared ones (Celery's order).
     let defaults = task.options();
-    let hard = headers
-        .timelimit
-        .0
-        .or(defaults.time_limit)
-        .filter(|s| *s > 0.0);
-    let soft = headers
-        .timelimit
-        .1
-        .or(defaults.soft_time_limit)
-        .filter(|s| *s > 0.0);
+    let (soft_default, hard_default) = shared
+        .time_limits
+        .get(&headers.task)
+        .unwrap_or((defaults.soft_time_limit, defaults.time_limit));
+    let hard = headers.timelimit.0.or(hard_default).filter(|s| *s > 0.0);
+    let soft = headers.timelimit.1.or(soft_default).filter(|s| *s > 0.0);
     let running: BoxFuture<'static, Caught> = match call {
-        TaskCall::Blocking(f) => match &shared.threads {
+        TaskCall::Blocking(f) => match &shared.pool.threads {
             Some(pool) => {
                 let running = pool.run(f);
                 async move { running.await.unwrap_or_else(|| Ok(Err(cancelled()))) }.boxed()

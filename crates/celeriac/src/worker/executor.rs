@@ -213,7 +213,7 @@ async fn run(
         biased;
         slot = async {
             shared.rate_limits.acquire(&headers.task).await;
-            shared.executing.acquire().await
+            shared.pool.slots.acquire().await
         } => slot.ok(),
         _ = shutdown.requested() => None,
     };

@@ -20,6 +20,7 @@
 //! (`--prefetch 1`) keeps strict queue and priority order, as the
 //! interoperability tests of priorities do.
 
+mod adjust;
 mod consumer;
 mod events;
 mod execute;

@@ -108,22 +108,37 @@ impl WorkerState {
     /// Celery's request dicts for running (`active = true`) or waiting tasks.
     pub(crate) fn requests(&self, active: bool, hostname: &str) -> Vec<Value> {
         lock(&self.held)
-            .iter()
-            .filter(|(_, t)| t.started.is_some() == active)
-            .map(|(id, t)| {
-                json!({
-                    "id": id,
-                    "name": t.message.headers.task,
-                    "args": t.message.args,
-                    "kwargs": t.message.kwargs,
-                    "type": t.message.headers.task,
-                    "hostname": hostname,
-                    "time_start": t.started,
-                    "acknowledged": t.started.is_some() && !t.acks_late,
-                    "delivery_info": {"exchange": "", "routing_key": t.queue, "priority": 0, "redelivered": false},
-                    "worker_pid": std::process::id(),
-                })
+            .values()
+            .filter(|t| t.started.is_some() == active)
+            .map(|t| {
+                let acknowledged = t.started.is_some() && !t.acks_late;
+                request_info(&t.message, &t.queue, 0, t.started, acknowledged, hostname)
             })
             .collect()
     }
+}
+
+/// Celery's `Request.info()`: what `active`, `reserved` and `scheduled`
+/// list for one task.
+pub(crate) fn request_info(
+    message: &TaskMessage,
+    queue: &str,
+    priority: u8,
+    started: Option<f64>,
+    acknowledged: bool,
+    hostname: &str,
+) -> Value {
+    let h = &message.headers;
+    json!({
+        "id": h.id,
+        "name": h.task,
+        "args": message.args,
+        "kwargs": message.kwargs,
+        "type": h.task,
+        "hostname": hostname,
+        "time_start": started,
+        "acknowledged": acknowledged,
+        "delivery_info": {"exchange": "", "routing_key": queue, "priority": priority, "redelivered": false},
+        "worker_pid": std::process::id(),
+    })
 }

@@ -132,6 +132,22 @@ impl ThreadPool {
         }
     }
 
+    /// Start `n` more threads (remote `pool_grow`).
+    pub(super) fn grow(&self, n: usize) -> std::io::Result<()> {
+        for _ in 0..n {
+            PoolInner::spawn(&self.inner)?;
+        }
+        Ok(())
+    }
+
+    /// Let `n` threads leave (remote `pool_shrink`): each takes a job that
+    /// ends it once the bodies queued before it were taken.
+    pub(super) fn shrink(&self, n: usize) {
+        for _ in 0..n {
+            self.inner.queue.push(Box::new(|| true));
+        }
+    }
+
     /// Threads alive, including any stuck in an abandoned body.
     #[cfg(test)]
     pub(super) fn live(&self) -> usize {

@@ -44,6 +44,7 @@ pub(super) async fn delayed(
                 task: identity.and_then(|i| i.task),
                 queue,
                 eta: DateTime::from_timestamp_millis((score * 1000.0) as i64)?,
+                payload: payload.to_vec(),
             })
         })
         .collect())

@@ -392,6 +392,37 @@ impl Broker for SqliteBroker {
             .map_err(|e| Error::broker("purging a SQLite queue", e))
     }
 
+    async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .db
+            .read(move |conn| {
+                // Not leased (a lease sets the tag) and not yet visible:
+                // sent with an ETA, or set aside by a worker until due.
+                let mut stmt = conn.prepare_cached(
+                    "SELECT queue, visible_at, payload FROM celeriac_messages \
+                     WHERE tag IS NULL AND visible_at > ?1 ORDER BY visible_at, id LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(rusqlite::params![now_secs(), limit], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, f64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| Error::broker("listing SQLite delayed messages", e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(queue, at, payload)| {
+                let eta = DateTime::from_timestamp_micros((at * 1e6) as i64)?;
+                Some(super::DelayedInfo::read(queue, eta, payload))
+            })
+            .collect())
+    }
+
     async fn queue_names(&self) -> Result<Vec<String>> {
         self.db
             .read(|conn| {
