@@ -419,3 +419,83 @@ async fn celery_inspect_ping_sees_a_celeriac_worker_over_rabbitmq() {
         .expect("call");
     assert_eq!(answers, vec![(node, json!({"ok": "pong"}))]);
 }
+
+/// Flower (the real one, from the test venv) on RabbitMQ: it lists a
+/// Celeriac worker with its registered tasks (remote control on the
+/// `celery.pidbox` fanout exchange) and follows its task by id (events on
+/// the `celeryev` topic exchange).
+#[tokio::test(flavor = "multi_thread")]
+async fn flower_lists_a_celeriac_worker_and_its_tasks_over_rabbitmq() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let queue = unique("flower");
+    let node = format!("rs-{}@flower", uuid_like());
+    let _worker = rust_worker(&url, &queue, &["--hostname", &node, "--events"]);
+    let port = support::free_port();
+    let mut flower = Command::new(procs::python());
+    flower
+        .args([
+            "-m",
+            "celery",
+            "-A",
+            "amqp_app",
+            "flower",
+            "--address=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .current_dir(procs::repo_root().join("tests/python"))
+        .env("CELERIAC_TEST_REDIS_URL", &url)
+        .env("CELERIAC_TEST_AMQP_URL", amqp_url())
+        .env("FLOWER_UNAUTHENTICATED_API", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _flower = Proc(flower.spawn().expect("start flower"));
+    let fetch = |path: &str| -> Option<Value> {
+        let script = format!(
+            "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=10).read().decode())"
+        );
+        let out = Command::new(procs::python())
+            .args(["-c", &script])
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let mut workers = None;
+    wait_until(Duration::from_secs(60), || {
+        workers = fetch("/api/workers?refresh=1");
+        workers.as_ref().is_some_and(|w| w.get(&node).is_some())
+    });
+    let workers = workers.expect("workers");
+    let ours = &workers[&node];
+    assert!(
+        ours["registered"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|t| t == "tasks.add")),
+        "{ours}"
+    );
+    assert!(
+        ours["active_queues"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|q| q["name"] == json!(queue))),
+        "{ours}"
+    );
+    // Flower is listening now; task events reach it over RabbitMQ.
+    let app = app(&url, None).await;
+    let sent = app
+        .send_task(
+            "tasks.add",
+            vec![json!(20), json!(22)],
+            Map::new(),
+            SendOptions::new().queue(&queue),
+        )
+        .await
+        .expect("send");
+    assert_eq!(
+        sent.get(Duration::from_secs(30)).await.expect("result"),
+        json!(42)
+    );
+    wait_until(Duration::from_secs(30), || {
+        fetch(&format!("/api/task/info/{}", sent.id()))
+            .is_some_and(|t| t["state"] == json!("SUCCESS") && t["worker"] == json!(node))
+    });
+}
