@@ -59,8 +59,12 @@ enum Command {
     RankServer(commands::rank_server::Args),
     /// Serve the producer API, the live dashboard and Prometheus metrics over HTTP.
     Serve(commands::serve::ServeArgs),
-    /// Ask workers for ping, stats, active or registered (remote control).
+    /// Ask workers what they are doing: ping, stats, active, scheduled, registered… (celery inspect).
     Inspect(commands::inspect::InspectArgs),
+    /// Change running workers: rate_limit, time_limit, add_consumer, pool_grow, shutdown… (celery control).
+    Control(commands::control::ControlArgs),
+    /// List the workers that answer, then how many are online (celery status).
+    Status(commands::status::StatusArgs),
     /// Revoke tasks: workers skip them (and with --terminate stop them), including workers started later.
     Revoke(commands::admin::RevokeArgs),
     /// List, show, requeue or purge dead letters (messages workers set aside, with the reason).
@@ -108,6 +112,8 @@ fn main() -> std::process::ExitCode {
         Command::RankServer(args) => block_on(commands::rank_server::run(args)),
         Command::Serve(args) => block_on(commands::serve::run(args)),
         Command::Inspect(args) => block_on(commands::inspect::run(args)),
+        Command::Control(args) => block_on(commands::control::run(args)),
+        Command::Status(args) => block_on(commands::status::run(args)),
         Command::Revoke(args) => block_on(commands::admin::revoke(args)),
         Command::Dlq(args) => block_on(commands::admin::dlq(args)),
         Command::Purge(args) => block_on(commands::purge::purge(args)),

@@ -1,77 +1,126 @@
-//! `celeriac inspect` against real worker processes: on Redis through
-//! remote control (ping, stats, registered, active, destinations), and on
-//! SQLite from heartbeats (ping, stats) with a clear error for the rest.
+//! `celeriac inspect` against real worker processes, through remote
+//! control on every broker: Redis (Celery's pidbox) and SQLite (the file's
+//! event table) answer the same methods — ping, registered, active, stats
+//! with a destination, scheduled (a countdown task, in Celery's reply
+//! shape), reserved, active_queues, revoked, conf — and no reply is an
+//! error.
 
 #[path = "../../celeriac/tests/support/mod.rs"]
 mod redis_support;
-mod serve_support;
 mod support;
 
 use std::process::Output;
 use std::time::Duration;
 
-use serve_support::spawn_worker;
+use serde_json::Value;
 use support::{eventually, stderr, stdout, Env};
 
-fn inspect(env: &Env, broker: &str, args: &[&str]) -> Output {
-    env.command(["inspect"])
-        .args(args)
+const NODE: &str = "inspected@test";
+
+fn run(env: &Env, broker: &str, args: &[&str]) -> Output {
+    env.command(args)
         .env("CELERIAC_BROKER_URL", broker)
         .env("CELERIAC_RESULT_BACKEND", broker)
+        .stdin(std::process::Stdio::null())
         .output()
-        .expect("celeriac inspect")
+        .expect("run celeriac")
 }
 
-#[test]
-fn inspect_on_redis_asks_the_workers() {
-    let redis = redis_support::RedisServer::start();
-    let broker = redis.url(0);
-    let env = Env::new();
-    let _worker = spawn_worker(&env, "inspected@test", &broker, &["-c", "2"]);
+fn inspect(env: &Env, broker: &str, args: &[&str]) -> Output {
+    let mut all = vec!["inspect"];
+    all.extend_from_slice(args);
+    run(env, broker, &all)
+}
 
-    let out = inspect(&env, &broker, &["ping"]);
+/// NODE's reply to `inspect METHOD --json -d NODE` (which returns as soon
+/// as it answered).
+fn reply(env: &Env, broker: &str, method: &str) -> Value {
+    let out = inspect(env, broker, &[method, "--json", "-d", NODE, "-t", "10"]);
+    assert!(out.status.success(), "inspect {method}: {}", stderr(&out));
+    let replies: Value = serde_json::from_slice(&out.stdout).expect("json");
+    replies[NODE].clone()
+}
+
+fn call(env: &Env, broker: &str, args: &[&str]) -> String {
+    let mut all = vec!["call"];
+    all.extend_from_slice(args);
+    let sent = run(env, broker, &all);
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    stdout(&sent).trim().to_owned()
+}
+
+fn inspect_scenario(env: &Env, broker: &str) {
+    let _worker = env.worker_on(broker, NODE, &["-c", "2"]);
+
+    let out = inspect(env, broker, &["ping", "-t", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains("->  inspected@test: OK"), "{text}");
-    assert!(
-        text.contains("pong") && text.contains("1 node online."),
-        "{text}"
+    assert_eq!(
+        stdout(&out),
+        format!("->  {NODE}: OK\n        pong\n\n1 node online.\n")
     );
 
-    let out = inspect(&env, &broker, &["registered", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let replies: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(replies["inspected@test"]
-        .as_array()
-        .is_some_and(|names| names.iter().any(|n| n == "tasks.add")));
+    let registered = inspect(env, broker, &["registered", "-d", NODE, "-t", "10"]);
+    assert!(registered.status.success(), "{}", stderr(&registered));
+    assert!(
+        stdout(&registered).contains("        * tasks.add\n"),
+        "{}",
+        stdout(&registered)
+    );
 
     // A task running now is listed by `active`.
-    let sent = env
-        .command(["call", "tasks.sleep", "--args", "[30]"])
-        .env("CELERIAC_BROKER_URL", &broker)
-        .env("CELERIAC_RESULT_BACKEND", &broker)
-        .output()
-        .expect("call");
-    let id = stdout(&sent).trim().to_owned();
+    let running = call(env, broker, &["tasks.sleep", "--args", "[30]"]);
     eventually("the sleep is active", Duration::from_secs(20), || {
-        stdout(&inspect(&env, &broker, &["active", "--json"])).contains(&id)
+        reply(env, broker, "active")
+            .as_array()
+            .is_some_and(|tasks| tasks.iter().any(|t| t["id"] == running.as_str()))
     });
+    let stats = reply(env, broker, "stats");
+    assert_eq!(stats["pool"]["max-concurrency"], 2, "{stats}");
+    assert_eq!(stats["celeriac"]["active"], 1, "{stats}");
 
-    let out = inspect(
-        &env,
-        &broker,
-        &["stats", "--json", "--destination", "inspected@test"],
+    // A countdown task waits for its ETA: `scheduled` lists it in
+    // Celery's shape, {eta, priority, request}.
+    let later = call(
+        env,
+        broker,
+        &["tasks.add", "--args", "[20, 22]", "--countdown", "3600"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let scheduled = reply(env, broker, "scheduled");
+    let entry = scheduled
+        .as_array()
+        .and_then(|list| list.iter().find(|e| e["request"]["id"] == later.as_str()))
+        .unwrap_or_else(|| panic!("{later} not scheduled: {scheduled}"));
     assert!(
-        stats["inspected@test"]["pool"]["max-concurrency"] == 2,
-        "{stats}"
+        entry["eta"]
+            .as_str()
+            .is_some_and(|eta| eta.ends_with("+00:00")),
+        "{entry}"
+    );
+    assert_eq!(entry["priority"], 0, "{entry}");
+    let request = &entry["request"];
+    assert_eq!(request["name"], "tasks.add", "{entry}");
+    assert_eq!(request["args"], serde_json::json!([20, 22]), "{entry}");
+    assert_eq!(request["kwargs"], serde_json::json!({}), "{entry}");
+    assert_eq!(request["hostname"], NODE, "{entry}");
+    assert_eq!(request["time_start"], Value::Null, "{entry}");
+    assert_eq!(request["delivery_info"]["routing_key"], "celery", "{entry}");
+    let human = inspect(env, broker, &["scheduled", "-d", NODE, "-t", "10"]);
+    assert!(
+        stdout(&human).contains(&format!("\"id\":\"{later}\"")),
+        "{}",
+        stdout(&human)
     );
 
+    // The rest answer in their Celery shapes.
+    assert_eq!(reply(env, broker, "reserved"), serde_json::json!([]));
+    let queues = reply(env, broker, "active_queues");
+    assert_eq!(queues[0]["name"], "celery", "{queues}");
+    assert!(reply(env, broker, "revoked").is_array());
+    assert_eq!(reply(env, broker, "conf")["worker_concurrency"], 2);
+
     let out = inspect(
-        &env,
-        &broker,
+        env,
+        broker,
         &[
             "ping",
             "--destination",
@@ -82,39 +131,22 @@ fn inspect_on_redis_asks_the_workers() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("no nodes replied"),
+        stderr(&out).contains("no nodes of nobody@nowhere replied to ping within 0.5 s"),
         "{}",
         stderr(&out)
     );
 }
 
 #[test]
-fn inspect_on_sqlite_answers_from_heartbeats() {
+fn inspect_on_redis_asks_the_workers() {
+    let redis = redis_support::RedisServer::start();
+    inspect_scenario(&Env::new(), &redis.url(0));
+}
+
+#[test]
+fn inspect_on_sqlite_asks_the_workers_through_the_file() {
     let env = Env::new();
-    let _worker = spawn_worker(&env, "beating@test", &env.url, &[]);
-
-    let out = inspect(&env, &env.url, &["ping"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("->  beating@test: OK"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(stderr(&out).contains("heartbeats"), "{}", stderr(&out));
-
-    let out = inspect(&env, &env.url, &["stats", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(stats["beating@test"]["sw_ident"], "celeriac");
-    assert_eq!(stats["beating@test"]["source"], "heartbeat");
-
-    let out = inspect(&env, &env.url, &["active"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("needs a Redis broker"),
-        "{}",
-        stderr(&out)
-    );
+    inspect_scenario(&env, &env.url.clone());
 }
 
 #[test]
@@ -123,11 +155,18 @@ fn inspect_without_workers_says_so() {
     let out = inspect(&env, &env.url, &["ping", "--timeout", "0.2"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("no nodes replied"),
+        stderr(&out).contains("no nodes replied to ping"),
         "{}",
         stderr(&out)
     );
     let out = inspect(&env, &env.url, &["ping", "--timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
+    let out = inspect(&env, &env.url, &["bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'bogus'"),
+        "{}",
+        stderr(&out)
+    );
 }

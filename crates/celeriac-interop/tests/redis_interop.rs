@@ -404,6 +404,112 @@ fn celery_inspect_and_control_reach_a_celeriac_worker() {
     assert!(text.contains("new rate limit set successfully"), "{text}");
 }
 
+/// `celery … --json`'s reply of the one node asked.
+fn celery_json(url: &str, node: &str, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--timeout", "5", "--json", "-d", node]);
+    let out = celery_cli(url, &all);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "celery {args:?}: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replies: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("celery {args:?} printed no JSON ({e}): {text}"));
+    // `inspect` prints {node: reply}; `control` a list of them.
+    match replies {
+        Value::Array(list) => list
+            .into_iter()
+            .find_map(|r| r.get(node).cloned())
+            .unwrap_or(Value::Null),
+        other => other[node].clone(),
+    }
+}
+
+/// The `celery control` commands Celeriac workers honour, sent by Python
+/// Celery's own CLI, answer in Celery's shapes; `celery inspect scheduled`
+/// lists a countdown task as a Celery worker would.
+#[tokio::test(flavor = "multi_thread")]
+async fn celery_control_changes_a_celeriac_worker() {
+    let redis = RedisServer::start();
+    let url = redis.url(0);
+    let node = "celeriac@controlled";
+    let _worker = rust_worker(&url, &["-c", "1", "--hostname", node]);
+    let mut conn = redis.connection();
+    wait_until(WAIT, || {
+        conn.sismember(
+            "_kombu.binding.celery.pidbox",
+            format!("\x06\x16\x06\x16{node}.celery.pidbox"),
+        )
+        .unwrap_or(false)
+    });
+    let ok = |reply: Value, text: &str| assert_eq!(reply, json!({"ok": text}));
+    ok(
+        celery_json(&url, node, &["control", "add_consumer", "extra"]),
+        "add consumer extra",
+    );
+    let queues = celery_json(&url, node, &["inspect", "active_queues"]);
+    let names: Vec<&str> = queues
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert_eq!(names, ["celery", "extra"], "{queues}");
+    ok(
+        celery_json(&url, node, &["control", "cancel_consumer", "extra"]),
+        "no longer consuming from extra",
+    );
+    ok(
+        celery_json(
+            &url,
+            node,
+            &["control", "time_limit", "tasks.add", "5", "10"],
+        ),
+        "time limits set successfully",
+    );
+    assert_eq!(
+        celery_json(&url, node, &["control", "time_limit", "tasks.nope", "5"]),
+        json!({"error": "unknown task tasks.nope"})
+    );
+    ok(
+        celery_json(&url, node, &["control", "pool_grow", "2"]),
+        "pool will grow (to 3 slots)",
+    );
+    ok(
+        celery_json(&url, node, &["control", "pool_shrink", "2"]),
+        "pool will shrink (to 1 slot)",
+    );
+    ok(
+        celery_json(&url, node, &["control", "enable_events"]),
+        "task events enabled",
+    );
+
+    let app = rust_app(&url).await;
+    let later = app
+        .send_task(
+            "tasks.add",
+            vec![json!(20), json!(22)],
+            Map::new(),
+            SendOptions::new().countdown(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("send");
+    let scheduled = celery_json(&url, node, &["inspect", "scheduled"]);
+    let entry = scheduled
+        .as_array()
+        .and_then(|list| list.first())
+        .unwrap_or_else(|| panic!("nothing scheduled: {scheduled}"));
+    assert!(
+        entry["eta"].is_string() && entry["priority"].is_number(),
+        "{entry}"
+    );
+    assert_eq!(entry["request"]["id"], later.id(), "{entry}");
+    assert_eq!(entry["request"]["name"], "tasks.add", "{entry}");
+    assert_eq!(entry["request"]["args"], json!([20, 22]), "{entry}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn celeriac_control_pings_a_python_worker() {
     let redis = RedisServer::start();

@@ -79,9 +79,16 @@ impl Env {
 
     /// Start `celeriac worker -n NAME ARGS…` and wait until it is consuming.
     pub fn worker(&self, name: &str, args: &[&str]) -> WorkerProcess {
+        self.worker_on(&self.url.clone(), name, args)
+    }
+
+    /// As [`Env::worker`], on the broker (and backend) at `broker`.
+    pub fn worker_on(&self, broker: &str, name: &str, args: &[&str]) -> WorkerProcess {
         let log = self.path(&format!("{name}.log"));
         let mut cmd = self.command(["worker", "-n", name]);
-        cmd.args(args)
+        cmd.env("CELERIAC_BROKER_URL", broker)
+            .env("CELERIAC_RESULT_BACKEND", broker)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("worker log"));

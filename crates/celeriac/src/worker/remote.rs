@@ -178,14 +178,14 @@ async fn answer(
         "pool_grow" => match count(args).and_then(|n| shared.pool.grow(n)) {
             Ok(size) => {
                 tracing::info!(size, "pool grown by remote control");
-                ok(format!("pool will grow (to {size} slots)"))
+                ok(format!("pool will grow (to {})", slots(size)))
             }
             Err(err) => nok(err),
         },
         "pool_shrink" => match count(args).and_then(|n| shared.pool.shrink(n)) {
             Ok(size) => {
                 tracing::info!(size, "pool shrunk by remote control");
-                ok(format!("pool will shrink (to {size} slots)"))
+                ok(format!("pool will shrink (to {})", slots(size)))
             }
             Err(err) => nok(err),
         },
@@ -196,6 +196,10 @@ async fn answer(
         }
         other => nok(format!("No such method: {other}")),
     }
+}
+
+fn slots(n: usize) -> String {
+    format!("{n} slot{}", if n == 1 { "" } else { "s" })
 }
 
 /// Celery's `rate_limit`: `{task_name, rate_limit}`; an empty or zero
