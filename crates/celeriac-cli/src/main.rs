@@ -65,6 +65,8 @@ enum Command {
     Control(commands::control::ControlArgs),
     /// List the workers that answer, then how many are online (celery status).
     Status(commands::status::StatusArgs),
+    /// Watch worker and task events live, or --dump them one per line (celery events).
+    Events(commands::events::EventsArgs),
     /// Revoke tasks: workers skip them (and with --terminate stop them), including workers started later.
     Revoke(commands::admin::RevokeArgs),
     /// List, show, requeue or purge dead letters (messages workers set aside, with the reason).
@@ -114,6 +116,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(args) => block_on(commands::inspect::run(args)),
         Command::Control(args) => block_on(commands::control::run(args)),
         Command::Status(args) => block_on(commands::status::run(args)),
+        Command::Events(args) => block_on(commands::events::run(args)),
         Command::Revoke(args) => block_on(commands::admin::revoke(args)),
         Command::Dlq(args) => block_on(commands::admin::dlq(args)),
         Command::Purge(args) => block_on(commands::purge::purge(args)),

@@ -423,8 +423,10 @@ fn python_repr_args(args: &[Value]) -> String {
     }
 }
 
-/// A Python-looking repr of a JSON value, truncated like Celery's (1 KiB).
-fn python_repr(value: &Value) -> String {
+/// A Python-looking repr of a JSON value (`None`, `True`, `'text'`,
+/// `[1, 2]`, `{'k': 1}`), truncated like Celery's (1 KiB): what Celery
+/// writes in `argsrepr`, and how `celeriac events --dump` shows values.
+pub fn python_repr(value: &Value) -> String {
     let text = match value {
         Value::Null => "None".to_owned(),
         Value::Bool(true) => "True".to_owned(),

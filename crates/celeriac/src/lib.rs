@@ -86,7 +86,7 @@ pub mod task;
 pub mod transport;
 pub mod worker;
 
-pub use app::{App, AppBuilder, AppConfig, DEFAULT_URL};
+pub use app::{python_repr, App, AppBuilder, AppConfig, DEFAULT_URL};
 pub use canvas::Signature;
 #[cfg(feature = "macros")]
 pub use celeriac_macros::task;

@@ -10,6 +10,7 @@ pub(crate) mod delayed;
 pub(crate) mod demo;
 pub(crate) mod demo_posts;
 pub(crate) mod entities;
+pub(crate) mod events;
 pub(crate) mod inspect;
 pub(crate) mod purge;
 pub(crate) mod rank_server;
