@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicRejectOptions};
+use lapin::options::{BasicConsumeOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
 use lapin::PublisherConfirm;
 
@@ -158,6 +158,7 @@ async fn ensure_consumer(inner: &Inner, session: &Arc<Session>, queue: &str) -> 
         .unwrap_or_else(|e| e.into_inner())
         .insert(queue.to_owned());
     let tx = inner.ready_tx.clone();
+    let ledger = Arc::clone(&inner.ledger);
     let generation = session.generation;
     let queue = queue.to_owned();
     let weak = Arc::downgrade(session);
@@ -165,6 +166,7 @@ async fn ensure_consumer(inner: &Inner, session: &Arc<Session>, queue: &str) -> 
         while let Some(item) = consumer.next().await {
             match item {
                 Ok(delivery) => {
+                    ledger.seen(generation, delivery.delivery_tag);
                     let received = Received {
                         generation,
                         queue: queue.clone(),
@@ -194,13 +196,7 @@ pub(super) async fn ack(inner: &Inner, tag: &str) -> Result<()> {
     let Some(received) = inner.take_pending(tag) else {
         return Ok(());
     };
-    received
-        .delivery
-        .acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(drop)
-        .map_err(|e| Error::broker("acknowledging a message", e))
+    super::acks::ack(inner, received).await
 }
 
 /// Give a message back to its queue (`basic_reject(requeue=True)`).
@@ -208,16 +204,20 @@ pub(super) async fn requeue(inner: &Inner, tag: &str) -> Result<()> {
     let Some(received) = inner.take_pending(tag) else {
         return Ok(());
     };
-    reject(&received).await
+    reject(inner, &received).await
 }
 
 /// `basic_reject(requeue=True)` of a delivery no longer pending.
-pub(super) async fn reject(received: &Received) -> Result<()> {
+pub(super) async fn reject(inner: &Inner, received: &Received) -> Result<()> {
     received
         .delivery
         .acker
         .reject(BasicRejectOptions { requeue: true })
         .await
         .map(drop)
-        .map_err(|e| Error::broker("giving a message back", e))
+        .map_err(|e| Error::broker("giving a message back", e))?;
+    inner
+        .ledger
+        .settled(received.generation, received.delivery.delivery_tag);
+    Ok(())
 }

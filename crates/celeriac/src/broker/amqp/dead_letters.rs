@@ -50,16 +50,12 @@ pub(super) async fn put(inner: &Inner, delivery: &Delivery, reason: &str) -> Res
         .await
     {
         // Not stored: give it back rather than lose it.
-        let _ = super::consume::reject(&received).await;
+        let _ = super::consume::reject(inner, &received).await;
         return Err(err);
     }
-    received
-        .delivery
-        .acker
-        .ack(BasicAckOptions::default())
+    inner
+        .ack_alone(&received, "acknowledging a dead-lettered message")
         .await
-        .map(drop)
-        .map_err(|e| Error::broker("acknowledging a dead-lettered message", e))
 }
 
 /// How many dead letters there are.

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lapin::options::{BasicAckOptions, ExchangeDeclareOptions, QueueBindOptions};
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::ExchangeKind;
 use tokio::sync::Notify;
@@ -144,13 +144,11 @@ pub(super) async fn defer(inner: &Inner, tag: &str, until: DateTime<Utc>) -> Res
         return Ok(());
     }
     match hop(inner, &received, left).await {
-        Ok(()) => received
-            .delivery
-            .acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(drop)
-            .map_err(|e| Error::broker("acknowledging a delayed message", e)),
+        Ok(()) => {
+            inner
+                .ack_alone(&received, "acknowledging a delayed message")
+                .await
+        }
         Err(err) => {
             // Still unacknowledged: hold it rather than lose track of it;
             // should this process die, RabbitMQ gives it back.

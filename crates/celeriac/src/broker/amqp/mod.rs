@@ -6,7 +6,7 @@
 //! | `task_queue_max_priority` (`x-max-priority`) | `?queue_max_priority=N` on the URL, used only when *creating* a queue: an existing queue is used as declared |
 //! | `basic_publish`: body as is, task headers as AMQP headers, `content_type`, `content_encoding`, `priority`, `correlation_id`, `reply_to`, `delivery_mode=2` | [`Broker::publish`] ([`wire`]), with publisher confirms |
 //! | `basic_consume` + `basic_qos(prefetch, global=True)` | [`Broker::reserve`]: the prefetch follows the worker's window plus the ETA messages held |
-//! | `basic_ack`, `basic_reject(requeue=True)` | [`Broker::ack`], [`Broker::requeue`] |
+//! | `basic_ack`, `basic_reject(requeue=True)` | [`Broker::ack`] (grouped into `multiple` frames where safe: [`acks`]), [`Broker::requeue`] |
 //! | unacknowledged messages return when the channel closes | the same: a killed worker's messages go to another consumer at once; this broker reconnects with backoff |
 //! | ETA: held unacknowledged in the worker until due | [`Broker::defer`]: held the same way when due within a minute (at most 4096 held); later ones hop through TTL queues ([`delay`]) |
 //!
@@ -40,6 +40,7 @@ use super::{Broker, DeadLetterInfo, Delivery, OutgoingMessage, Revocation};
 use crate::connect::redact;
 use crate::{Error, Result};
 
+mod acks;
 mod consume;
 mod dead_letters;
 mod delay;
@@ -82,6 +83,10 @@ struct Inner {
     ready_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Received>>,
     /// Reserved by the worker and not settled yet, by tag.
     pending: Mutex<HashMap<String, Received>>,
+    /// Which deliveries are seen and unsettled, per session.
+    ledger: Arc<acks::Ledger>,
+    /// Acknowledgements being grouped.
+    acks: acks::AckQueue,
     holds: delay::Holds,
     revocations: revoked::Log,
 }
@@ -179,6 +184,8 @@ impl AmqpBroker {
             ready_tx,
             ready_rx: tokio::sync::Mutex::new(ready_rx),
             pending: Mutex::new(HashMap::new()),
+            ledger: Arc::default(),
+            acks: acks::AckQueue::default(),
             holds: delay::Holds::default(),
             revocations: revoked::Log::default(),
         });
@@ -224,6 +231,7 @@ impl Inner {
                     Some(Arc::clone(&session));
                 // What the old channel held is back in its queue.
                 self.holds.forget_older_than(generation);
+                self.ledger.forget_older_than(generation);
                 self.pending
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -235,6 +243,20 @@ impl Inner {
                 Err(err)
             }
         }
+    }
+
+    /// Acknowledge one delivery with a frame of its own (outside the
+    /// grouped acknowledgements), then tell the ledger.
+    async fn ack_alone(&self, received: &Received, context: &'static str) -> Result<()> {
+        received
+            .delivery
+            .acker
+            .ack(lapin::options::BasicAckOptions::default())
+            .await
+            .map_err(|e| Error::broker(context, e))?;
+        self.ledger
+            .settled(received.generation, received.delivery.delivery_tag);
+        Ok(())
     }
 
     fn take_pending(&self, tag: &str) -> Option<Received> {
