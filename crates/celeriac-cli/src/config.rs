@@ -20,6 +20,10 @@
 //! visibility_timeout = 3600   # seconds
 //! result_expires = 86400      # seconds
 //!
+//! [broker_transport_options]  # as Celery names them
+//! global_keyprefix = "proj:"  # prefix of every Redis key
+//! master_name = "mymaster"    # the master a sentinel:// URL follows
+//!
 //! [worker]
 //! queues = ["celery"]
 //! concurrency = 4
@@ -41,7 +45,8 @@ use serde::Deserialize;
 /// Flags shared by every command that talks to a broker or backend.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ConnectionArgs {
-    /// Broker URL: sqlite://PATH, redis://[:password@]host:port/db, rediss://…, memory://
+    /// Broker URL: sqlite://PATH, redis://[:password@]host:port/db, rediss://…,
+    /// sentinel://host:26379;sentinel://host2:26379 (with --master-name), amqp://…, memory://
     /// [default: sqlite://celeriac.db]
     #[arg(
         long,
@@ -84,6 +89,11 @@ pub(crate) struct ConnectionArgs {
     /// value, or the worker never sees their queues [default: none]
     #[arg(long, value_name = "PREFIX", env = "CELERIAC_GLOBAL_KEYPREFIX")]
     pub(crate) global_keyprefix: Option<String>,
+
+    /// The Redis master a sentinel:// broker or backend follows (Celery's
+    /// broker_transport_options master_name); a URL's ?master_name= wins
+    #[arg(long, value_name = "NAME", env = "CELERIAC_MASTER_NAME")]
+    pub(crate) master_name: Option<String>,
 }
 
 /// Flags of `celeriac worker` beyond the connection.
@@ -192,6 +202,7 @@ pub(crate) struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileTransportOptions {
     global_keyprefix: Option<String>,
+    master_name: Option<String>,
 }
 
 /// The `[worker]` table of the TOML file.
@@ -301,6 +312,8 @@ impl Config {
         {
             app.key_prefix = prefix;
         }
+        app.master_name = non_empty(args.master_name.clone())
+            .or(non_empty(file.broker_transport_options.master_name));
         if let Some(queue) = non_empty(file.default_queue) {
             app.default_queue = queue;
         }
@@ -463,6 +476,7 @@ mod tests {
             dir.path(),
             "broker_url = \"sqlite://file.db\"\nresult_backend = \"memory://\"\n\
              visibility_timeout = 5\n[broker_transport_options]\nglobal_keyprefix = \"proj:\"\n\
+             master_name = \"mymaster\"\n\
              [worker]\nconcurrency = 3\npool = \"blocking\"\nqueues = [\"a\", \"b\"]\n",
         );
         let conn = ConnectionArgs {
@@ -479,6 +493,7 @@ mod tests {
         assert_eq!(cfg.config.app.backend_url, "memory://");
         assert_eq!(cfg.config.app.visibility_timeout, Duration::from_secs(5));
         assert_eq!(cfg.config.app.key_prefix, "proj:");
+        assert_eq!(cfg.config.app.master_name.as_deref(), Some("mymaster"));
         assert_eq!(cfg.options.concurrency, 3);
         assert_eq!(cfg.options.sync_pool, celeriac::SyncPool::Blocking);
         assert_eq!(cfg.options.prefetch, 7);
@@ -506,6 +521,21 @@ mod tests {
         assert_eq!(cfg.options.prefetch, celeriac::worker::DEFAULT_PREFETCH);
         assert!(cfg.options.adaptive_prefetch);
         assert_eq!(cfg.options.sync_pool, celeriac::SyncPool::Threads);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sentinel_broker_takes_its_master_name_from_the_flag() -> anyhow::Result<()> {
+        let conn = ConnectionArgs {
+            broker: Some("sentinel://:pw@127.0.0.1:26379/1;sentinel://127.0.0.1:26380".into()),
+            master_name: Some("mymaster".into()),
+            ..Default::default()
+        };
+        let cfg = Config::from_args(&conn)?;
+        // No backend named: results go to the same master.
+        assert_eq!(cfg.app.backend_url, cfg.app.broker_url);
+        assert_eq!(cfg.app.master_name.as_deref(), Some("mymaster"));
+        assert!(!cfg.broker_display().contains("pw"));
         Ok(())
     }
 

@@ -31,7 +31,7 @@ pub(crate) const MAX_RETRIES_HEADER: &str = "celeriac_max_retries";
 /// Settings shared by producers and workers.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// Broker URL (`redis://`, `rediss://`, `sqlite://`, `memory://`).
+    /// Broker URL (`redis://`, `rediss://`, `sentinel://`, `sqlite://`, `amqp://`, `memory://`).
     pub broker_url: String,
     /// Result backend URL.
     pub backend_url: String,
@@ -43,6 +43,9 @@ pub struct AppConfig {
     pub visibility_timeout: Duration,
     /// Prefix for every Redis key (kombu's `global_keyprefix`).
     pub key_prefix: String,
+    /// The Redis master a `sentinel://` broker or backend follows (Celery's
+    /// transport option `master_name`); a URL's own `?master_name=` wins.
+    pub master_name: Option<String>,
     /// Compress task messages this app sends (Celery's `task_compression`;
     /// `None`, the default, sends them uncompressed). Celery and Celeriac
     /// workers both read zlib (`gzip`) and bzip2 bodies.
@@ -62,6 +65,7 @@ impl Default for AppConfig {
             result_expires: Duration::from_secs(24 * 3600),
             visibility_timeout: Duration::from_secs(3600),
             key_prefix: String::new(),
+            master_name: None,
             task_compression: None,
             task_always_eager: false,
         }

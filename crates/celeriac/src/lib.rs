@@ -53,7 +53,7 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `sqlite` | the embedded broker and backend (`sqlite://path`) | yes |
-//! | `redis` | Redis broker and backend, Celery-compatible | yes |
+//! | `redis` | Redis broker and backend, Celery-compatible (`redis://`, `rediss://`, `sentinel://`) | yes |
 //! | `macros` | the `#[task]` attribute | yes |
 
 #![deny(missing_docs)]
@@ -75,10 +75,13 @@ mod options;
 pub mod printable;
 pub mod protocol;
 #[cfg(feature = "redis")]
+mod redis_sentinel;
+#[cfg(feature = "redis")]
 mod redis_support;
 #[cfg(feature = "redis")]
 mod redis_tls;
 mod result;
+mod sentinel_url;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]
 mod sqlite_db;

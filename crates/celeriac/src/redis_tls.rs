@@ -14,7 +14,7 @@
 
 use redis::{ClientTlsConfig, TlsCertificates};
 
-use crate::connect::redact;
+use crate::connect::{percent_decode, redact};
 use crate::{Error, Result};
 
 /// The TLS options of one Redis URL, and the URL without them.
@@ -147,31 +147,6 @@ impl RedisTls {
 /// (or none) is compiled in; ours is ring. Installing twice is harmless.
 fn choose_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// `%2F` → `/` (paths in query strings).
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! | `memory://` or `memory://name` | in-process, shared by name |
 //! | `sqlite://relative.db`, `sqlite:///abs/path.db` | the embedded SQLite file |
 //! | `redis://[:pw@]host:port/db`, `rediss://…` | Redis, Celery-compatible keys |
+//! | `sentinel://[:pw@]host:26379/db;sentinel://host2:26380` | the Redis master Redis Sentinel names, followed across failovers; the master's name from [`AppConfig::master_name`] or `?master_name=` ([`SentinelUrl`]) |
 //! | `amqp://user:pw@host:port/vhost`, `amqps://…` | RabbitMQ (broker, events, remote control; no results) |
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::backend::ResultBackend;
 use crate::broker::Broker;
 use crate::connect::redact;
 use crate::events::EventBus;
+pub use crate::sentinel_url::{SentinelUrl, DEFAULT_SENTINEL_PORT};
 use crate::{Error, Result};
 
 /// A parsed broker or backend URL.
@@ -43,6 +45,10 @@ pub enum Transport {
         /// Whether the connection uses TLS (`rediss://`).
         tls: bool,
     },
+    /// The master of a Redis Sentinel group (kombu's and Celery's
+    /// `sentinel://`): the same keys as [`Transport::Redis`], on whichever
+    /// server the sentinels name master, followed across failovers.
+    Sentinel(SentinelUrl),
     /// An AMQP 0-9-1 broker (RabbitMQ) with Celery's exchanges and queues.
     /// It holds no results: pair it with a result backend (Redis).
     Amqp {
@@ -69,7 +75,9 @@ impl Transport {
     ///
     /// # Errors
     /// [`Error::InvalidUrl`] naming what is wrong: no scheme, an unknown
-    /// one, or a SQLite URL without a path.
+    /// one, a SQLite URL without a path, or a `sentinel://` URL that names
+    /// no sentinel or an option other than `master_name`. (A missing master
+    /// name is reported when connecting, once the configuration is known.)
     pub fn parse(url: &str) -> Result<Transport> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: redact(url),
@@ -94,31 +102,35 @@ impl Transport {
                 url: url.to_owned(),
                 tls: scheme == "rediss",
             }),
+            "sentinel" => SentinelUrl::parse(url)
+                .map(Transport::Sentinel)
+                .map_err(invalid),
             "amqp" | "amqps" => Ok(Transport::Amqp {
                 url: url.to_owned(),
                 tls: scheme == "amqps",
             }),
             other => Err(invalid(format!(
-                "unknown scheme {other:?} (use sqlite://, redis://, rediss://, amqp://, amqps:// or memory://)"
+                "unknown scheme {other:?} (use sqlite://, redis://, rediss://, sentinel://, amqp://, amqps:// or memory://)"
             ))),
         }
     }
 
     /// The scheme, for messages and metrics: `memory`, `sqlite`, `redis`,
-    /// `rediss`.
+    /// `rediss`, `sentinel`, `amqp`, `amqps`.
     pub fn scheme(&self) -> &'static str {
         match self {
             Transport::Memory { .. } => "memory",
             Transport::Sqlite { .. } => "sqlite",
             Transport::Redis { tls: false, .. } => "redis",
             Transport::Redis { tls: true, .. } => "rediss",
+            Transport::Sentinel(_) => "sentinel",
             Transport::Amqp { tls: false, .. } => "amqp",
             Transport::Amqp { tls: true, .. } => "amqps",
         }
     }
 
-    /// The Redis URL, when this is Redis (for tools that read the server's
-    /// own statistics).
+    /// The Redis URL, when this is one Redis server (for tools that read
+    /// the server's own statistics).
     pub fn redis_url(&self) -> Option<&str> {
         match self {
             Transport::Redis { url, .. } => Some(url),
@@ -135,6 +147,7 @@ impl Transport {
             Transport::Memory { name } => Some(format!("memory://{name}")),
             Transport::Sqlite { path } => Some(format!("sqlite://{}", path.display())),
             Transport::Redis { url, .. } => Some(url.clone()),
+            Transport::Sentinel(sentinel) => Some(sentinel.as_str().to_owned()),
             Transport::Amqp { .. } => None,
         }
     }
@@ -152,11 +165,13 @@ impl Transport {
                 shared_events: true,
                 networked: false,
             },
-            Transport::Redis { .. } | Transport::Amqp { .. } => Capabilities {
-                remote_control: true,
-                shared_events: true,
-                networked: true,
-            },
+            Transport::Redis { .. } | Transport::Sentinel(_) | Transport::Amqp { .. } => {
+                Capabilities {
+                    remote_control: true,
+                    shared_events: true,
+                    networked: true,
+                }
+            }
         }
     }
 
@@ -174,9 +189,9 @@ impl Transport {
                 config.visibility_timeout,
             )?)),
             #[cfg(feature = "redis")]
-            Transport::Redis { url, .. } => Ok(Arc::new(
+            Transport::Redis { .. } | Transport::Sentinel(_) => Ok(Arc::new(
                 crate::broker::redis::RedisBroker::open(
-                    url,
+                    &self.redis_connect_url(config)?,
                     &config.key_prefix,
                     config.visibility_timeout,
                 )
@@ -203,8 +218,12 @@ impl Transport {
                 Ok(Arc::new(crate::backend::sqlite::SqliteBackend::open(path)?))
             }
             #[cfg(feature = "redis")]
-            Transport::Redis { url, .. } => Ok(Arc::new(
-                crate::backend::redis::RedisBackend::open(url, &config.key_prefix).await?,
+            Transport::Redis { .. } | Transport::Sentinel(_) => Ok(Arc::new(
+                crate::backend::redis::RedisBackend::open(
+                    &self.redis_connect_url(config)?,
+                    &config.key_prefix,
+                )
+                .await?,
             )),
             Transport::Amqp { url, .. } => Err(Error::InvalidUrl {
                 url: redact(url),
@@ -226,8 +245,12 @@ impl Transport {
         let _ = config;
         match self {
             #[cfg(feature = "redis")]
-            Transport::Redis { url, .. } => Ok(Arc::new(
-                crate::events::RedisEvents::open(url, &config.key_prefix).await?,
+            Transport::Redis { .. } | Transport::Sentinel(_) => Ok(Arc::new(
+                crate::events::RedisEvents::open(
+                    &self.redis_connect_url(config)?,
+                    &config.key_prefix,
+                )
+                .await?,
             )),
             #[cfg(feature = "amqp")]
             Transport::Amqp { url, .. } => {
@@ -250,12 +273,37 @@ impl Transport {
     #[cfg(feature = "redis")]
     pub async fn control(&self, config: &AppConfig) -> Result<Option<crate::control::Control>> {
         match self {
-            Transport::Redis { url, .. } => Ok(Some(
-                crate::control::Control::open(url, &config.key_prefix).await?,
+            Transport::Redis { .. } | Transport::Sentinel(_) => Ok(Some(
+                crate::control::Control::open(&self.redis_connect_url(config)?, &config.key_prefix)
+                    .await?,
             )),
             #[cfg(feature = "amqp")]
             Transport::Amqp { url, .. } => Ok(Some(crate::control::Control::open_amqp(url).await?)),
             _ => Ok(None),
+        }
+    }
+
+    /// The URL the Redis clients connect with: a Redis URL as given; a
+    /// Sentinel URL with the master's name filled in from `config` (Celery's
+    /// transport option `master_name`) when the URL names none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`] when no master name is given, or this is not
+    /// Redis.
+    pub(crate) fn redis_connect_url(&self, config: &AppConfig) -> Result<String> {
+        match self {
+            Transport::Redis { url, .. } => Ok(url.clone()),
+            Transport::Sentinel(sentinel) => sentinel
+                .with_master_name(config.master_name.as_deref())
+                .map(|named| named.to_connect_url())
+                .map_err(|reason| Error::InvalidUrl {
+                    url: redact(sentinel.as_str()),
+                    reason,
+                }),
+            other => Err(Error::InvalidUrl {
+                url: other.to_string(),
+                reason: "not a Redis URL".into(),
+            }),
         }
     }
 
@@ -273,6 +321,7 @@ impl std::fmt::Display for Transport {
             Transport::Memory { name } => write!(f, "memory://{name}"),
             Transport::Sqlite { path } => write!(f, "sqlite://{}", path.display()),
             Transport::Redis { url, .. } | Transport::Amqp { url, .. } => f.write_str(&redact(url)),
+            Transport::Sentinel(sentinel) => f.write_str(&redact(sentinel.as_str())),
         }
     }
 }
@@ -324,10 +373,19 @@ mod tests {
             Some("rediss://:***@host:6380/1")
         );
         assert!(Transport::parse("memory://x").is_ok_and(|t| !t.capabilities().networked));
+        let sentinel = Transport::parse("sentinel://:pw@h1:26379/2;sentinel://h2");
+        assert!(
+            matches!(&sentinel, Ok(Transport::Sentinel(s)) if s.sentinels().len() == 2 && s.db() == 2)
+        );
+        assert_eq!(
+            sentinel.map(|t| t.to_string()).ok().as_deref(),
+            Some("sentinel://:***@h1:26379/2;sentinel://h2")
+        );
         for (bad, says) in [
             ("celeriac.db", "expected scheme"),
             ("sqlite://", "needs a file path"),
             ("kafka://host:9092", "unknown scheme \"kafka\""),
+            ("sentinel://h1;redis://h2", "sentinel://"),
         ] {
             let err = Transport::parse(bad)
                 .err()

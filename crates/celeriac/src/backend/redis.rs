@@ -19,14 +19,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{ChordPart, ChordProgress, ResultBackend};
 use crate::protocol::ResultMeta;
-use crate::redis_support::{connect, Keys};
+use crate::redis_support::{connect, Endpoint, Keys, RedisConn};
 use crate::{Error, Result};
 
 /// KEYS: result keys; ARGV[2i-1], ARGV[2i]: the i-th document and its
@@ -69,8 +68,8 @@ struct StoreRequest {
 
 /// The Redis result backend.
 pub struct RedisBackend {
-    client: redis::Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    conn: RedisConn,
     keys: Keys,
     stores: mpsc::UnboundedSender<StoreRequest>,
     /// How long a chord's counters live (Celery: `result_expires`).
@@ -87,12 +86,12 @@ impl RedisBackend {
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn open(url: &str, key_prefix: &str) -> Result<Self> {
-        let (client, conn) = connect(url).await?;
+        let (endpoint, conn) = connect(url).await?;
         let (stores, requests) = mpsc::unbounded_channel();
         // Ends when the backend (the only sender) is dropped.
         tokio::spawn(store_loop(conn.clone(), requests));
         Ok(RedisBackend {
-            client,
+            endpoint,
             conn,
             keys: Keys::new(key_prefix),
             stores,
@@ -128,7 +127,7 @@ impl RedisBackend {
 /// Store what concurrent callers hand in, up to [`STORE_BATCH`] results
 /// (and about [`STORE_BATCH_BYTES`]) per script call; each caller learns
 /// the outcome of its own call.
-async fn store_loop(conn: ConnectionManager, mut requests: mpsc::UnboundedReceiver<StoreRequest>) {
+async fn store_loop(conn: RedisConn, mut requests: mpsc::UnboundedReceiver<StoreRequest>) {
     let script = Script::new(STORE);
     let mut waiting = Vec::with_capacity(STORE_BATCH);
     let mut call = Vec::with_capacity(STORE_BATCH);
@@ -147,11 +146,7 @@ async fn store_loop(conn: ConnectionManager, mut requests: mpsc::UnboundedReceiv
 }
 
 /// One script call for all of `requests`, which it empties.
-async fn store_together(
-    script: &Script,
-    conn: &ConnectionManager,
-    requests: &mut Vec<StoreRequest>,
-) {
+async fn store_together(script: &Script, conn: &RedisConn, requests: &mut Vec<StoreRequest>) {
     let mut invocation = script.prepare_invoke();
     for request in requests.iter() {
         invocation
@@ -198,7 +193,7 @@ impl ResultBackend for RedisBackend {
     async fn wait(&self, task_id: &str, timeout: Duration) -> Result<Option<ResultMeta>> {
         let deadline = crate::deadline(timeout);
         let key = self.keys.result(task_id);
-        let mut pubsub = match self.client.get_async_pubsub().await {
+        let mut pubsub = match self.endpoint.pubsub().await {
             Ok(p) => p,
             Err(_) => return self.wait_by_polling(task_id, deadline).await,
         };

@@ -102,8 +102,13 @@ pub(crate) async fn open(app: &App) -> Result<Arc<dyn Store>, BeatError> {
             super::store_sqlite::SqliteStore::open(url, publish).await?,
         )),
         #[cfg(feature = "redis")]
-        Transport::Redis { url, .. } => Ok(Arc::new(
-            super::store_redis::RedisStore::open(&url, &app.config().key_prefix, publish).await?,
+        transport @ (Transport::Redis { .. } | Transport::Sentinel(_)) => Ok(Arc::new(
+            super::store_redis::RedisStore::open(
+                &transport.redis_connect_url(app.config())?,
+                &app.config().key_prefix,
+                publish,
+            )
+            .await?,
         )),
         #[allow(unreachable_patterns)]
         other => Err(crate::Error::InvalidUrl {

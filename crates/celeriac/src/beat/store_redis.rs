@@ -13,13 +13,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::store::{from_ms, to_ms, Claim, LastRun, Store};
 use super::BeatError;
 use crate::broker::priority_step;
-use crate::redis_support::{connect, Keys};
+use crate::redis_support::{connect, Keys, RedisConn};
 
 /// Compare-and-set the tick; publish in the same step.
 /// KEYS: state hash [, queue list]. ARGV: tick, task id, claimed at, by
@@ -38,7 +37,7 @@ return 1
 
 /// Beat state in Redis.
 pub(crate) struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     claim: Script,
     publish: bool,

@@ -5,19 +5,18 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use serde_json::{json, Map, Value};
 
 use super::Command;
 use crate::protocol::{DeliveryInfo, Envelope, Properties};
-use crate::redis_support::{connect, SEP};
+use crate::redis_support::{connect, Endpoint, RedisConn, SEP};
 use crate::{Error, Result};
 
 /// Celery's pidbox on one Redis database.
 #[derive(Clone)]
 pub(super) struct Pidbox {
-    client: redis::Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    conn: RedisConn,
     channel: String,
     prefix: String,
 }
@@ -64,10 +63,10 @@ impl Pidbox {
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub(super) async fn open(url: &str, key_prefix: &str) -> Result<Self> {
-        let (client, conn) = connect(url).await?;
-        let db = client.get_connection_info().redis.db;
+        let (endpoint, conn) = connect(url).await?;
+        let db = endpoint.db();
         Ok(Pidbox {
-            client,
+            endpoint,
             conn,
             channel: format!("{key_prefix}/{db}.celery.pidbox"),
             prefix: key_prefix.to_owned(),
@@ -144,8 +143,8 @@ impl Pidbox {
         let mut replies = Vec::new();
         // A dedicated connection: BRPOP blocks it.
         let mut blocking = self
-            .client
-            .get_multiplexed_async_connection()
+            .endpoint
+            .multiplexed()
             .await
             .map_err(err("waiting for control replies"))?;
         while limit.is_none_or(|l| replies.len() < l) {
@@ -192,13 +191,10 @@ impl Pidbox {
         &self,
         hostname: &str,
     ) -> Result<impl futures::Stream<Item = Command> + Send + use<>> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
-            .await
-            .map_err(err("listening for control commands"))?;
-        pubsub
-            .subscribe(&self.channel)
+        // Subscribed again, on the current master, when the connection drops.
+        let messages = self
+            .endpoint
+            .subscribe(self.channel.clone(), false)
             .await
             .map_err(err("listening for control commands"))?;
         // Celery workers bind their own pidbox queue; monitors look for it.
@@ -209,7 +205,7 @@ impl Pidbox {
             .await
             .map_err(err("binding the worker's pidbox"))?;
         let hostname = hostname.to_owned();
-        Ok(pubsub.into_on_message().filter_map(move |message| {
+        Ok(messages.filter_map(move |message| {
             let command = parse_command(message.get_payload_bytes(), &hostname);
             async move { command }
         }))

@@ -3,17 +3,16 @@
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 
 use super::{EventBus, EventStream};
 use crate::protocol::{Envelope, Event};
-use crate::redis_support::connect;
+use crate::redis_support::{connect, Endpoint, RedisConn};
 use crate::{Error, Result};
 
 /// Events on Redis, readable by Flower and `celery events`.
 pub struct RedisEvents {
-    client: redis::Client,
-    conn: ConnectionManager,
+    endpoint: Endpoint,
+    conn: RedisConn,
     channel_prefix: String,
 }
 
@@ -23,10 +22,10 @@ impl RedisEvents {
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn open(url: &str, key_prefix: &str) -> Result<Self> {
-        let (client, conn) = connect(url).await?;
-        let db = client.get_connection_info().redis.db;
+        let (endpoint, conn) = connect(url).await?;
+        let db = endpoint.db();
         Ok(RedisEvents {
-            client,
+            endpoint,
             conn,
             channel_prefix: format!("{key_prefix}/{db}.celeryev/"),
         })
@@ -47,16 +46,13 @@ impl EventBus for RedisEvents {
     }
 
     async fn subscribe(&self) -> Result<EventStream> {
-        let mut pubsub = self
-            .client
-            .get_async_pubsub()
+        // Subscribed again, on the current master, when the connection drops.
+        let messages = self
+            .endpoint
+            .subscribe(format!("{}*", self.channel_prefix), true)
             .await
             .map_err(|e| Error::broker("subscribing to Redis events", e))?;
-        pubsub
-            .psubscribe(format!("{}*", self.channel_prefix))
-            .await
-            .map_err(|e| Error::broker("subscribing to Redis events", e))?;
-        let stream = pubsub.into_on_message().flat_map(|message| {
+        let stream = messages.flat_map(|message| {
             let events = Envelope::from_slice(message.get_payload_bytes())
                 .and_then(|envelope| Event::from_envelope(&envelope))
                 .unwrap_or_default();

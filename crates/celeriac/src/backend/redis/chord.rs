@@ -80,7 +80,7 @@ fn keys(group_key: &str) -> [String; 6] {
 
 /// `SET .s size`, clearing a previous run's claim.
 pub(super) async fn set_size(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_support::RedisConn,
     group_key: &str,
     size: u64,
     expires: u64,
@@ -101,7 +101,7 @@ pub(super) async fn set_size(
 /// Count `part`; when it completes the chord and this call got the claim,
 /// read the ordered outcomes.
 pub(super) async fn part_return(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_support::RedisConn,
     group_key: &str,
     part: &ChordPart<'_>,
     expires: u64,
@@ -155,7 +155,7 @@ pub(super) async fn part_return(
 /// Drop the counters and remember the chord as done, if `claim` is still
 /// ours (else another worker took over an expired claim; leave it be).
 pub(super) async fn done(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_support::RedisConn,
     group_key: &str,
     claim: &str,
 ) -> Result<()> {

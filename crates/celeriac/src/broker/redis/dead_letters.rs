@@ -16,7 +16,6 @@
 //! tail, so concurrent migrators move each record once), so old dead
 //! letters stay listed, shown and requeueable.
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::redis_err;
@@ -24,7 +23,7 @@ use crate::broker::dead_letters::{
     describe, from_legacy, parse_info, sort_key, truncated_refusal, DeadLetterInfo,
 };
 use crate::broker::Delivery;
-use crate::redis_support::Keys;
+use crate::redis_support::{Keys, RedisConn};
 use crate::Result;
 
 /// Move the legacy list's tail into the new layout if it is still `ARGV[1]`.
@@ -50,7 +49,7 @@ return 1
 
 /// Settle `delivery` by storing it as a dead letter, atomically.
 pub(super) async fn store(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     delivery: &Delivery,
     reason: &str,
@@ -75,7 +74,7 @@ pub(super) async fn store(
 }
 
 /// Move every record left in the legacy list into the new layout.
-async fn migrate_legacy(conn: &mut ConnectionManager, keys: &Keys) -> Result<()> {
+async fn migrate_legacy(conn: &mut RedisConn, keys: &Keys) -> Result<()> {
     let left: u64 = redis::cmd("LLEN")
         .arg(keys.dead_letter())
         .query_async(conn)
@@ -115,7 +114,7 @@ async fn migrate_legacy(conn: &mut ConnectionManager, keys: &Keys) -> Result<()>
 }
 
 /// `ZCARD` of the index (after migrating old records, if any).
-pub(super) async fn count(conn: &mut ConnectionManager, keys: &Keys) -> Result<u64> {
+pub(super) async fn count(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     let (count, legacy): (u64, u64) = redis::pipe()
         .zcard(keys.dead_letter_index())
         .llen(keys.dead_letter())
@@ -135,7 +134,7 @@ pub(super) async fn count(conn: &mut ConnectionManager, keys: &Keys) -> Result<u
 
 /// Newest first, metadata only.
 pub(super) async fn page(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     offset: usize,
     limit: usize,
@@ -171,7 +170,7 @@ pub(super) async fn page(
 
 /// One dead letter's metadata and payload.
 pub(super) async fn fetch(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     id: &str,
 ) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
@@ -188,7 +187,7 @@ pub(super) async fn fetch(
 }
 
 /// Put a dead letter's payload back on its queue (priority 0 list).
-pub(super) async fn requeue(conn: &mut ConnectionManager, keys: &Keys, id: &str) -> Result<bool> {
+pub(super) async fn requeue(conn: &mut RedisConn, keys: &Keys, id: &str) -> Result<bool> {
     migrate_legacy(conn, keys).await?;
     let meta: Option<Vec<u8>> = redis::cmd("HGET")
         .arg(keys.dead_letter_meta())
@@ -215,7 +214,7 @@ pub(super) async fn requeue(conn: &mut ConnectionManager, keys: &Keys, id: &str)
 }
 
 /// Delete every dead letter (old layout included); how many there were.
-pub(super) async fn purge(conn: &mut ConnectionManager, keys: &Keys) -> Result<u64> {
+pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     let (count, legacy): (u64, u64) = redis::pipe()
         .atomic()
         .zcard(keys.dead_letter_index())

@@ -43,7 +43,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,14 +50,14 @@ use reply::{parse_reserved, unacked_tail};
 use upkeep::{ack_loop, announce, restore_loop, AckRequest, ALIVE_EVERY};
 
 use super::{priority_step, Broker, DeadLetterInfo, Delivery, OutgoingMessage, Revocation};
-use crate::redis_support::{connect, Keys, SEP};
+use crate::redis_support::{connect, Keys, RedisConn, SEP};
 use crate::{Error, Result};
 
 const STEPS: [u8; 4] = [0, 3, 6, 9];
 
 /// The Redis broker.
 pub struct RedisBroker {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     visibility_timeout: Duration,
     scripts: Arc<Scripts>,
@@ -106,7 +105,7 @@ impl RedisBroker {
     /// # Errors
     /// When the URL is invalid or the server cannot be reached.
     pub async fn open(url: &str, key_prefix: &str, visibility_timeout: Duration) -> Result<Self> {
-        let (client, conn) = connect(url).await?;
+        let (endpoint, conn) = connect(url).await?;
         let keys = Keys::new(key_prefix);
         let scripts = Arc::new(Scripts {
             reserve: Script::new(include_str!("reserve.lua")),
@@ -133,7 +132,7 @@ impl RedisBroker {
             consumer,
             calls: AtomicU64::new(0),
             liveness: std::sync::OnceLock::new(),
-            waiter: wait::Waiter::new(client),
+            waiter: wait::Waiter::new(endpoint),
         })
     }
 
@@ -178,7 +177,7 @@ impl RedisBroker {
 }
 
 async fn settle(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     scripts: &Scripts,
     tag: &str,
@@ -458,7 +457,7 @@ impl Broker for RedisBroker {
 /// member) and lists that hold messages, one `SCAN` pass each; pidbox,
 /// event and reply queues are left out, priority lists (`q\x06\x163`)
 /// count as their queue.
-async fn queue_names(conn: &mut ConnectionManager, keys: &Keys) -> Result<Vec<String>> {
+async fn queue_names(conn: &mut RedisConn, keys: &Keys) -> Result<Vec<String>> {
     let err = redis_err("listing Redis queues");
     let prefix = keys.prefix().to_owned();
     let internal = |name: &str| {
@@ -509,7 +508,7 @@ async fn queue_names(conn: &mut ConnectionManager, keys: &Keys) -> Result<Vec<St
 
 /// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
 async fn scan(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     pattern: &str,
     kind: Option<&str>,
 ) -> redis::RedisResult<Vec<String>> {

@@ -5,16 +5,15 @@
 //! queue lists for Python workers).
 
 use chrono::DateTime;
-use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{redis_err, STEPS};
 use crate::broker::DelayedInfo;
-use crate::redis_support::{Keys, SEP};
+use crate::redis_support::{Keys, RedisConn, SEP};
 use crate::Result;
 
 pub(super) async fn delayed(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     limit: usize,
 ) -> Result<Vec<DelayedInfo>> {
@@ -50,7 +49,7 @@ pub(super) async fn delayed(
         .collect())
 }
 
-pub(super) async fn flush_delayed(conn: &mut ConnectionManager, keys: &Keys) -> Result<u64> {
+pub(super) async fn flush_delayed(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     // Every member `<list><SEP><payload>` goes back to its list, as the
     // reservation script moves due ones.
     const FLUSH: &str = r#"
@@ -75,7 +74,7 @@ return moved
         .map_err(redis_err("handing delayed messages back in Redis"))
 }
 
-pub(super) async fn purge(conn: &mut ConnectionManager, keys: &Keys, queue: &str) -> Result<u64> {
+pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys, queue: &str) -> Result<u64> {
     // kombu's purge: every priority list of the queue, counted and
     // deleted in one transaction; plus its delayed (ETA) messages.
     let mut pipe = redis::pipe();
@@ -97,7 +96,7 @@ pub(super) async fn purge(conn: &mut ConnectionManager, keys: &Keys, queue: &str
 /// Delete `queue`'s messages from the delayed (ETA) set, whose members are
 /// `<list><SEP><payload>` for any of the queue's priority lists.
 async fn purge_delayed(
-    conn: &mut redis::aio::ConnectionManager,
+    conn: &mut crate::redis_support::RedisConn,
     keys: &Keys,
     queue: &str,
 ) -> Result<u64> {

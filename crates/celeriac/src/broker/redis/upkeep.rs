@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{now_secs, redis_err, settle, Scripts};
-use crate::redis_support::Keys;
+use crate::redis_support::{Keys, RedisConn};
 use crate::{Error, Result};
 
 /// How often each worker looks for expired reservations (more often when
@@ -26,7 +25,7 @@ pub(super) const ALIVE_EVERY: Duration = Duration::from_secs(2);
 pub(super) type AckRequest = (String, oneshot::Sender<Result<()>>);
 
 pub(super) async fn announce(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     consumer: &str,
 ) -> redis::RedisResult<()> {
@@ -46,7 +45,7 @@ pub(super) async fn announce(
 
 /// Fold concurrent acks into one `HDEL` + `ZREM` pipeline.
 pub(super) async fn ack_loop(
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     mut rx: mpsc::UnboundedReceiver<AckRequest>,
 ) {
@@ -72,7 +71,7 @@ pub(super) async fn ack_loop(
 
 /// Return expired reservations to their queues, forever.
 pub(super) async fn restore_loop(
-    mut conn: ConnectionManager,
+    mut conn: RedisConn,
     keys: Keys,
     scripts: Arc<Scripts>,
     visibility_timeout: Duration,
@@ -121,7 +120,7 @@ pub(super) async fn restore_loop(
 
 /// Give back everything held by consumers whose liveness key expired.
 async fn restore_dead_consumers(
-    conn: &mut ConnectionManager,
+    conn: &mut RedisConn,
     keys: &Keys,
     scripts: &Scripts,
     me: &str,

@@ -9,20 +9,22 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::Mutex;
 
+use crate::redis_support::Endpoint;
+
 /// The longest single block: a message on another list or queue than the
 /// one watched is seen at the latest after this.
 pub(super) const PAUSE: Duration = Duration::from_millis(20);
 
 /// A dedicated connection for blocking waits, opened on first use.
 pub(super) struct Waiter {
-    client: redis::Client,
+    endpoint: Endpoint,
     conn: Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Waiter {
-    pub(super) fn new(client: redis::Client) -> Self {
+    pub(super) fn new(endpoint: Endpoint) -> Self {
         Waiter {
-            client,
+            endpoint,
             conn: Mutex::new(None),
         }
     }
@@ -35,7 +37,7 @@ impl Waiter {
         let seconds = (pause.as_millis().max(1) as f64) / 1000.0;
         let mut guard = self.conn.lock().await;
         if guard.is_none() {
-            *guard = self.client.get_multiplexed_async_connection().await.ok();
+            *guard = self.endpoint.multiplexed().await.ok();
         }
         let Some(conn) = guard.as_mut() else {
             return false;
@@ -48,8 +50,10 @@ impl Waiter {
             .arg(seconds)
             .query_async(conn)
             .await;
-        if waited.is_err() {
-            // Reconnect next time (Redis restarting, connection dropped).
+        if let Err(e) = waited {
+            // Reconnect next time (Redis restarting, connection dropped, a
+            // Sentinel failover: the master is looked for again).
+            self.endpoint.report(&e);
             *guard = None;
             return false;
         }
