@@ -417,7 +417,28 @@ async fn celery_inspect_ping_sees_a_celeriac_worker_over_rabbitmq() {
         )
         .await
         .expect("call");
-    assert_eq!(answers, vec![(node, json!({"ok": "pong"}))]);
+    assert_eq!(answers, vec![(node.clone(), json!({"ok": "pong"}))]);
+
+    // The worker's RabbitMQ consumers stay open: cancel_consumer is
+    // refused with the reason, not acknowledged and ignored.
+    let refused = control
+        .call(
+            "cancel_consumer",
+            json!({"queue": "celery"}),
+            Some(vec![node.clone()]),
+            Duration::from_secs(5),
+            Some(1),
+        )
+        .await
+        .expect("call");
+    let error = refused
+        .first()
+        .and_then(|(_, reply)| reply["error"].as_str())
+        .unwrap_or_default();
+    assert!(
+        error.contains("not supported on an AMQP broker"),
+        "{refused:?}"
+    );
 }
 
 /// Flower (the real one, from the test venv) on RabbitMQ: it lists a

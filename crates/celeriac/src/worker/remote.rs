@@ -10,10 +10,11 @@
 //! `pool_grow`, `pool_shrink`, `shutdown` (which, unlike Celery's, answers
 //! before it stops). Anything else gets Celery's error reply.
 //!
-//! `scheduled` differs in one way: a Celery worker holds the ETA tasks it
-//! lists, while ours wait in the broker until due (and then go to whichever
-//! worker is free). Each worker lists the ones waiting for the queues it
-//! consumes, so workers sharing a queue list the same tasks.
+//! `cancel_consumer` is refused on AMQP, where the broker's consumers stay
+//! open. `scheduled` differs in one way: a Celery worker holds the ETA
+//! tasks it lists, while ours wait in the broker until due (and then go to
+//! whichever worker is free). Each worker lists the ones waiting for the
+//! queues it consumes, so workers sharing a queue list the same tasks.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -169,6 +170,12 @@ async fn answer(
             let Some(queue) = text(args, "queue") else {
                 return nok("cancel_consumer needs the name of a queue");
             };
+            if on_amqp(shared) {
+                return nok(
+                    "cancel_consumer is not supported on an AMQP broker: the worker's RabbitMQ \
+                     consumers stay open until it stops (restart it with -Q instead)",
+                );
+            }
             if !shared.queues.remove(queue) {
                 return ok(format!("was not consuming from {queue}"));
             }
@@ -196,6 +203,15 @@ async fn answer(
         }
         other => nok(format!("No such method: {other}")),
     }
+}
+
+/// Whether this worker's broker is RabbitMQ, whose consumers (one per
+/// queue, opened by the first reservation) the queue list does not close.
+fn on_amqp(shared: &Shared) -> bool {
+    matches!(
+        crate::Transport::parse(&shared.app.config().broker_url),
+        Ok(crate::Transport::Amqp { .. })
+    )
 }
 
 fn slots(n: usize) -> String {
