@@ -1,7 +1,9 @@
 //! `celeriac delayed`: the messages waiting for their ETA in the broker's
-//! delayed store (Redis: `celeriac.delayed`), and handing them back to
-//! their queues so that Python workers, which hold ETA messages themselves,
-//! can serve them when no Celeriac process is left to move them.
+//! delayed store (Redis: `celeriac.delayed`; SQLite: rows not yet
+//! visible), and handing them back to their queues so that Python workers,
+//! which hold ETA messages themselves, can serve them when no Celeriac
+//! process is left to move them (Redis only: on SQLite they already sit in
+//! their queue, visible at their ETA).
 
 use std::io::IsTerminal;
 
@@ -31,7 +33,8 @@ enum DelayedAction {
         json: bool,
     },
     /// Hand every delayed message back to its queue now (workers hold it
-    /// until its ETA, as Celery's do).
+    /// until its ETA, as Celery's do); Redis only, SQLite has nothing to
+    /// hand back.
     Flush {
         /// Do not refuse when stdin is not a terminal
         #[arg(short = 'f', long)]
