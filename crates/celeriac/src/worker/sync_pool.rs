@@ -278,8 +278,17 @@ mod tests {
     #[tokio::test]
     async fn runs_bodies_and_catches_panics() {
         let pool = ThreadPool::start(2).expect("threads start");
-        assert_eq!(pool.run(|| 2 + 2).await.expect("pool alive").expect("no panic"), 4);
-        let panicked = pool.run(|| -> u32 { panic!("boom") }).await.expect("pool alive");
+        assert_eq!(
+            pool.run(|| 2 + 2)
+                .await
+                .expect("pool alive")
+                .expect("no panic"),
+            4
+        );
+        let panicked = pool
+            .run(|| -> u32 { panic!("boom") })
+            .await
+            .expect("pool alive");
         let payload = panicked.expect_err("refused");
         assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
         // The thread that caught the panic still serves.
@@ -322,9 +331,16 @@ mod tests {
         let flag = Arc::clone(&ran);
         drop(pool.run(move || flag.store(true, Ordering::SeqCst)));
         release.send(()).expect("receiver alive");
-        first.await.expect("joined").expect("pool alive").expect("no panic");
+        first
+            .await
+            .expect("joined")
+            .expect("pool alive")
+            .expect("no panic");
         // Queued after the dropped body, so taken after it.
-        assert_eq!(pool.run(|| 1).await.expect("pool alive").expect("no panic"), 1);
+        assert_eq!(
+            pool.run(|| 1).await.expect("pool alive").expect("no panic"),
+            1
+        );
         assert!(
             !ran.load(Ordering::SeqCst),
             "an abandoned body must not run"
@@ -351,7 +367,10 @@ mod tests {
         );
         assert_eq!(pool.live(), 2, "a replacement started");
         // The only original thread is stuck; the replacement serves.
-        assert_eq!(pool.run(|| 7).await.expect("pool alive").expect("no panic"), 7);
+        assert_eq!(
+            pool.run(|| 7).await.expect("pool alive").expect("no panic"),
+            7
+        );
         release.send(()).expect("receiver alive");
         returned.recv().expect("sender alive");
         // Once the stuck body returned, its thread left: one waits again.
