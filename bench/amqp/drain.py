@@ -1,7 +1,8 @@
 """Drain rate over RabbitMQ: a `celeriac worker` vs a Python `celery worker`, same run.
 
     scripts/test.sh --env-only -- .venv/bin/python bench/amqp/drain.py \
-        [--n 20000] [--runs 3] [--celeriac target/release/celeriac] [--celery-concurrency 2]
+        [--n 20000] [--runs 3] [--celeriac target/release/celeriac] [--before OTHER_BINARY]
+        [--celery-concurrency 2]
 
 --celeriac may also be target/release/celeriac-interop-worker (the library's
 Worker at its defaults, with the interop tasks).
@@ -73,6 +74,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/celeriac"))
+    parser.add_argument("--before", help="a second celeriac binary, measured in the same runs (e.g. the previous build)")
     parser.add_argument("--celery-concurrency", type=int, default=2)
     args = parser.parse_args()
     amqp = os.environ["CELERIAC_TEST_AMQP_URL"]
@@ -90,20 +92,24 @@ def main() -> int:
             break
         except redis.ConnectionError:
             time.sleep(0.05)
-    rates: dict[str, list[float]] = {"celeriac": [], "celery": []}
+    binaries = {"celeriac": args.celeriac}
+    if args.before:
+        binaries["before"] = args.before
+    rates: dict[str, list[float]] = {who: [] for who in [*binaries, "celery"]}
     try:
         for run in range(args.runs):
-            for who in ("celeriac", "celery"):
+            for who in rates:
+                binary = binaries.get(who)
                 queue = f"bench-{who}-{uuid.uuid4().hex[:8]}"
                 r.flushall()
                 fill(amqp, backend, queue, args.n)
-                if who == "celeriac" and "interop" in os.path.basename(args.celeriac):
+                if binary and "interop" in os.path.basename(binary):
                     # The interop test worker: the library's Worker at its defaults.
-                    cmd = [args.celeriac, "--broker", amqp, "--backend", backend, "-Q", queue]
+                    cmd = [binary, "--broker", amqp, "--backend", backend, "-Q", queue]
                     env = dict(os.environ, RUST_LOG="warn")
                     cwd = ROOT
-                elif who == "celeriac":
-                    cmd = [args.celeriac, "worker", "--loglevel", "warn", "-Q", queue]
+                elif binary:
+                    cmd = [binary, "worker", "--loglevel", "warn", "-Q", queue]
                     env = dict(os.environ, CELERIAC_BROKER_URL=amqp, CELERIAC_RESULT_BACKEND=backend)
                     env.pop("CELERIAC_CONFIG", None)
                     cwd = ROOT
@@ -119,8 +125,10 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait()
-    c, p = statistics.median(rates["celeriac"]), statistics.median(rates["celery"])
-    print(f"median: celeriac {c:.0f} tasks/s, celery -c {args.celery_concurrency} {p:.0f} tasks/s, ratio {c / p:.1f}x")
+    p = statistics.median(rates["celery"])
+    for who in binaries:
+        c = statistics.median(rates[who])
+        print(f"median: {who} {c:.0f} tasks/s, celery -c {args.celery_concurrency} {p:.0f} tasks/s, ratio {c / p:.1f}x")
     return 0
 
 

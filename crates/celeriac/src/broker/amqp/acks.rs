@@ -103,10 +103,13 @@ impl Ledger {
 /// What became of a frame: shared by every caller it covers, so a string.
 type FrameOutcome = std::result::Result<(), String>;
 
+/// A delivery to acknowledge and its caller's answer.
+type Waiting = (Received, oneshot::Sender<FrameOutcome>);
+
 /// Acknowledgements waiting to be sent, each with its caller's answer.
 #[derive(Default)]
 pub(super) struct AckQueue {
-    waiting: Mutex<Vec<(Received, oneshot::Sender<FrameOutcome>)>>,
+    waiting: Mutex<Vec<Waiting>>,
     sending: tokio::sync::Mutex<()>,
 }
 
@@ -135,17 +138,23 @@ pub(super) async fn ack(inner: &Inner, received: Received) -> Result<()> {
 
 /// Send every waiting acknowledgement, one `multiple` frame per session
 /// where the ledger allows and one frame each for the rest.
+///
+/// The frames of one batch are all queued before any is waited for (lapin
+/// queues a frame when its future is first polled, in order), so a batch
+/// costs one wait, not one per frame; batches go one after another, so a
+/// later batch's `multiple` never overtakes an earlier one's single frames.
 async fn send_waiting(inner: &Inner) {
     let _one_at_a_time = inner.acks.sending.lock().await;
     let batch = std::mem::take(&mut *inner.acks.waiting.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut by_session: HashMap<u64, Vec<(Received, oneshot::Sender<FrameOutcome>)>> =
-        HashMap::new();
+    let mut by_session: HashMap<u64, Vec<Waiting>> = HashMap::new();
     for entry in batch {
         by_session
             .entry(entry.0.generation)
             .or_default()
             .push(entry);
     }
+    // (the delivery whose frame to send, multiple?, the callers it answers)
+    let mut frames: Vec<(Received, bool, Vec<oneshot::Sender<FrameOutcome>>)> = Vec::new();
     for (generation, mut entries) in by_session {
         entries.sort_by_key(|(r, _)| r.delivery.delivery_tag);
         let tags: Vec<u64> = entries
@@ -156,21 +165,30 @@ async fn send_waiting(inner: &Inner) {
         let covered = tags.iter().take_while(|t| **t < bound).count();
         let rest = entries.split_off(covered);
         if covered >= 2 {
-            let (last, _) = &entries[covered - 1];
-            let outcome = frame(last, true).await;
-            for (_, answer) in entries {
-                let _ = answer.send(outcome.clone());
+            let mut answers = Vec::with_capacity(covered);
+            let mut last = None;
+            for (received, answer) in entries {
+                answers.push(answer);
+                last = Some(received);
+            }
+            if let Some(last) = last {
+                frames.push((last, true, answers));
             }
         } else {
-            send_each(entries).await;
+            frames.extend(entries.into_iter().map(|(r, a)| (r, false, vec![a])));
         }
-        send_each(rest).await;
+        frames.extend(rest.into_iter().map(|(r, a)| (r, false, vec![a])));
     }
-}
-
-async fn send_each(entries: Vec<(Received, oneshot::Sender<FrameOutcome>)>) {
-    for (received, answer) in entries {
-        let _ = answer.send(frame(&received, false).await);
+    let sent = futures::future::join_all(
+        frames
+            .iter()
+            .map(|(received, multiple, _)| frame(received, *multiple)),
+    )
+    .await;
+    for ((_, _, answers), outcome) in frames.into_iter().zip(sent) {
+        for answer in answers {
+            let _ = answer.send(outcome.clone());
+        }
     }
 }
 
