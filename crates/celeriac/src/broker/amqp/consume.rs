@@ -76,9 +76,9 @@ pub(super) async fn reserve(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .len();
-    let prefetch = (held + max.max(1) + inner.holds.len()).min(usize::from(u16::MAX));
+    let wanted = held + max.max(1) + inner.holds.len();
     session
-        .set_qos(u16::try_from(prefetch).unwrap_or(u16::MAX))
+        .set_qos(qos_for(wanted, session.current_qos()))
         .await?;
     for queue in queues {
         ensure_consumer(inner, &session, queue).await?;
@@ -103,6 +103,21 @@ pub(super) async fn reserve(
         out.push(take(inner, received));
     }
     Ok(out)
+}
+
+/// The prefetch count to ask RabbitMQ for when `wanted` deliveries may be
+/// unsettled at once and `current` is set. Every `basic.qos` is a round
+/// trip that RabbitMQ also pays for, and the worker's window moves on every
+/// reservation: so the count goes up in powers of two, and comes down only
+/// once it is more than four times what is wanted.
+fn qos_for(wanted: usize, current: u16) -> u16 {
+    let wanted = wanted.clamp(1, usize::from(u16::MAX));
+    let current_n = usize::from(current);
+    if current_n >= wanted && current_n <= wanted.saturating_mul(4) {
+        return current;
+    }
+    let rounded = wanted.checked_next_power_of_two().unwrap_or(usize::MAX);
+    u16::try_from(rounded).unwrap_or(u16::MAX)
 }
 
 /// Hand a delivery to the worker as the kombu envelope it decodes, and
@@ -220,4 +235,20 @@ pub(super) async fn reject(inner: &Inner, received: &Received) -> Result<()> {
         .ledger
         .settled(received.generation, received.delivery.delivery_tag);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qos_for;
+
+    #[test]
+    fn the_prefetch_count_moves_in_steps() {
+        assert_eq!(qos_for(5, 0), 8, "first: rounded up to a power of two");
+        assert_eq!(qos_for(7, 8), 8, "within range: unchanged");
+        assert_eq!(qos_for(2, 8), 8, "four times what is wanted: kept");
+        assert_eq!(qos_for(9, 8), 16, "more wanted: the next power of two");
+        assert_eq!(qos_for(1, 16), 1, "far above what is wanted: lowered");
+        assert_eq!(qos_for(100_000, 8), u16::MAX, "capped");
+        assert_eq!(qos_for(0, 0), 1);
+    }
 }

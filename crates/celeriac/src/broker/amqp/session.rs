@@ -64,6 +64,11 @@ impl Session {
         self.broken.store(true, Ordering::Relaxed);
     }
 
+    /// The prefetch count last set (0 = none yet).
+    pub(super) fn current_qos(&self) -> u16 {
+        self.qos.load(Ordering::Relaxed)
+    }
+
     /// Set the consuming channel's prefetch count (global: shared by every
     /// consumer on the channel, as Celery sets it on RabbitMQ).
     pub(super) async fn set_qos(&self, prefetch: u16) -> Result<()> {
