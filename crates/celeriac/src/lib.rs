@@ -86,6 +86,8 @@ pub mod shutdown;
 #[cfg(feature = "sqlite")]
 mod sqlite_db;
 pub mod task;
+#[cfg(any(feature = "redis", feature = "amqp"))]
+mod tls;
 pub mod transport;
 pub mod worker;
 

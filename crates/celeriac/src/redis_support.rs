@@ -59,7 +59,7 @@ pub(crate) async fn connect(url: &str) -> Result<(Endpoint, RedisConn)> {
         ));
     }
     // Celery's `ssl_*` query options (a private CA, a client certificate).
-    let client = crate::redis_tls::RedisTls::parse(url)?.client(url)?;
+    let client = crate::tls::TlsOptions::parse(url)?.client(url)?;
     let manager = ConnectionManager::new_with_config(client.clone(), config)
         .await
         .map_err(|e| Error::broker("connecting to Redis", e))?;

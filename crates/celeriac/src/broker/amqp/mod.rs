@@ -73,6 +73,8 @@ pub struct AmqpBroker {
 struct Inner {
     /// The URL in lapin's spelling.
     uri: String,
+    /// Its TLS certificates (`amqps://`).
+    tls: Tls,
     /// `x-max-priority` for queues this broker creates.
     max_priority: Option<u8>,
     visibility_timeout: Duration,
@@ -96,16 +98,90 @@ struct Inner {
 struct Settings {
     uri: String,
     max_priority: Option<u8>,
+    /// The certificates of `amqps://` (`ssl_ca_certs`, `ssl_certfile`…).
+    tls: Tls,
+}
+
+/// What lapin needs for TLS: a CA to trust and a client identity, as PEM.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Tls {
+    ca_pem: Option<String>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Tls {
+    // Certificates and keys stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl Tls {
+    /// Read Celery's `ssl_*` options: the files they name are read now, so
+    /// a wrong path is an error at start, not at the first reconnection.
+    fn read(options: &crate::tls::TlsOptions, url: &str) -> Result<Tls> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: redact(url),
+            reason,
+        };
+        if !options.customised() {
+            return Ok(Tls::default());
+        }
+        if !options.url.starts_with("amqps://") {
+            return Err(invalid("ssl_* options need an amqps:// URL".into()));
+        }
+        if options.verify == Some(false) {
+            return Err(invalid(
+                "ssl_cert_reqs=none is not supported on amqps://: the server's certificate is always verified; name its CA with ssl_ca_certs".into(),
+            ));
+        }
+        let read = |what: &str, path: &str| {
+            std::fs::read(path).map_err(|e| invalid(format!("{what} {path}: {e}")))
+        };
+        let ca_pem = match &options.ca_certs {
+            Some(path) => Some(
+                String::from_utf8(read("ssl_ca_certs", path)?)
+                    .map_err(|_| invalid(format!("ssl_ca_certs {path}: not a PEM file")))?,
+            ),
+            None => None,
+        };
+        let identity = match (&options.certfile, &options.keyfile) {
+            (Some(cert), Some(key)) => {
+                Some((read("ssl_certfile", cert)?, read("ssl_keyfile", key)?))
+            }
+            _ => None,
+        };
+        Ok(Tls { ca_pem, identity })
+    }
+
+    fn lapin_config(&self) -> lapin::tcp::OwnedTLSConfig {
+        lapin::tcp::OwnedTLSConfig {
+            identity: self
+                .identity
+                .as_ref()
+                .map(|(pem, key)| lapin::tcp::OwnedIdentity::PKCS8 {
+                    pem: pem.clone(),
+                    key: key.clone(),
+                }),
+            cert_chain: self.ca_pem.clone(),
+        }
+    }
 }
 
 /// Read our query parameters off `url` and spell the virtual host as lapin
 /// does: kombu reads `amqp://host//` and `amqp://host` as the vhost `/`,
 /// lapin needs `%2f` for it.
-fn settings(url: &str) -> Result<Settings> {
+fn settings(original: &str) -> Result<Settings> {
     let invalid = |reason: String| Error::InvalidUrl {
-        url: redact(url),
+        url: redact(original),
         reason,
     };
+    let tls_options = crate::tls::TlsOptions::parse(original)?;
+    let tls = Tls::read(&tls_options, original)?;
+    let url = tls_options.url.as_str();
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
@@ -149,7 +225,11 @@ fn settings(url: &str) -> Result<Settings> {
         uri.push('?');
         uri.push_str(&kept.join("&"));
     }
-    Ok(Settings { uri, max_priority })
+    Ok(Settings {
+        uri,
+        max_priority,
+        tls,
+    })
 }
 
 /// A plain connection to the broker at `url` (kombu's spelling), for the
@@ -159,15 +239,20 @@ fn settings(url: &str) -> Result<Settings> {
 /// When the URL is invalid or the broker cannot be reached.
 pub(crate) async fn connect(url: &str) -> Result<lapin::Connection> {
     let settings = settings(url)?;
-    lapin::Connection::connect(&settings.uri, lapin::ConnectionProperties::default())
-        .await
-        .map_err(|e| Error::broker("connecting to the AMQP broker", e))
+    session::connect(
+        &settings.uri,
+        &settings.tls,
+        lapin::ConnectionProperties::default(),
+    )
+    .await
 }
 
 impl AmqpBroker {
     /// Connect to the broker at `url` (`amqp://` or `amqps://`, kombu's
     /// spelling; `?queue_max_priority=N` declares new queues with
-    /// `x-max-priority` N, as Celery's `task_queue_max_priority`).
+    /// `x-max-priority` N, as Celery's `task_queue_max_priority`;
+    /// `amqps://…?ssl_ca_certs=CA.pem&ssl_certfile=…&ssl_keyfile=…` as
+    /// Celery's `broker_use_ssl`, see `crate::tls`).
     ///
     /// # Errors
     /// When the URL is invalid or the broker cannot be reached.
@@ -176,6 +261,7 @@ impl AmqpBroker {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             uri: settings.uri,
+            tls: settings.tls,
             max_priority: settings.max_priority,
             visibility_timeout,
             session: Mutex::new(None),
@@ -220,7 +306,7 @@ impl Inner {
             ));
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        match session::open(&self.uri, generation).await {
+        match session::open(&self.uri, &self.tls, generation).await {
             Ok(session) => {
                 backoff.succeeded();
                 if generation > 1 {

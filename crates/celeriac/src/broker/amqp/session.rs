@@ -223,13 +223,28 @@ impl Session {
     }
 }
 
+/// Connect to `uri` (already in lapin's spelling) with its certificates.
+pub(super) async fn connect(
+    uri: &str,
+    tls: &super::Tls,
+    properties: ConnectionProperties,
+) -> Result<Connection> {
+    let failed = |e| Error::broker("connecting to the AMQP broker", e);
+    lapin::ConnectionBuilder::new()
+        .map_err(failed)?
+        .with_uri_str(uri.to_owned())
+        .with_properties(properties)
+        .with_tls_config(tls.lapin_config())
+        .connect()
+        .await
+        .map_err(failed)
+}
+
 /// Open a session on `uri` (already in lapin's spelling).
-pub(super) async fn open(uri: &str, generation: u64) -> Result<Session> {
+pub(super) async fn open(uri: &str, tls: &super::Tls, generation: u64) -> Result<Session> {
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("celeriac pid {}", std::process::id()).into());
-    let connection = Connection::connect(uri, properties)
-        .await
-        .map_err(|e| Error::broker("connecting to the AMQP broker", e))?;
+    let connection = connect(uri, tls, properties).await?;
     let publish = connection
         .create_channel()
         .await
