@@ -125,8 +125,43 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::from(exit::OK),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             std::process::ExitCode::from(exit::code_for(&err))
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: the library's
+/// errors already carry their source's text in their own message, so
+/// `{:#}` would repeat it (a DNS failure printed three times).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn causes_already_in_the_message_are_said_once() {
+        let io = std::io::Error::other("Name or service not known");
+        let err = anyhow::Error::new(io)
+            .context("broker: connecting to Redis: Name or service not known");
+        let err = err.context("connecting to broker redis://nohost:1");
+        assert_eq!(
+            one_line(&err),
+            "connecting to broker redis://nohost:1: broker: connecting to Redis: Name or service not known"
+        );
     }
 }

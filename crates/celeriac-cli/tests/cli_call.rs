@@ -193,6 +193,17 @@ fn bad_input_is_refused_with_a_clear_message() {
         err.contains("unknown scheme") && !err.contains("hunter2"),
         "{err}"
     );
+
+    // An unreachable Redis is reported once, naming what was tried.
+    let out = env.run(["call", "tasks.add", "--broker", "redis://127.0.0.1:1/0"]);
+    assert_eq!(out.status.code(), Some(ERROR));
+    let err = stderr(&out);
+    assert!(err.contains("redis://127.0.0.1:1/0"), "{err}");
+    assert_eq!(
+        err.matches("refused").count(),
+        1,
+        "the cause said once: {err}"
+    );
 }
 
 /// Precedence at the binary: a flag beats the environment, which beats the

@@ -60,6 +60,16 @@ pub(crate) async fn connect(url: &str) -> Result<(Endpoint, RedisConn)> {
     }
     // Celery's `ssl_*` query options (a private CA, a client certificate).
     let client = crate::tls::TlsOptions::parse(url)?.client(url)?;
+    // One attempt first: an unknown host or a refused port is reported at
+    // once, instead of after the manager's retries (~6 s for a bad name).
+    client
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Duration::from_secs(5))
+                .set_response_timeout(Duration::from_secs(30)),
+        )
+        .await
+        .map_err(|e| Error::broker("connecting to Redis", e))?;
     let manager = ConnectionManager::new_with_config(client.clone(), config)
         .await
         .map_err(|e| Error::broker("connecting to Redis", e))?;
