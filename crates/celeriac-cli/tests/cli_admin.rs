@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{eventually, stderr, stdout, Env};
 
 #[test]
@@ -64,6 +64,20 @@ fn dead_letters_can_be_listed_shown_requeued_and_purged() {
     assert!(shown["payload"]
         .as_str()
         .is_some_and(|p| p.contains("tasks.nope")));
+
+    // The task id `call` printed finds the same letter.
+    let task_id = stdout(&sent).trim().to_owned();
+    let by_task = env.run(["dlq", "show", &task_id]);
+    assert!(by_task.status.success(), "{}", stderr(&by_task));
+    let by_task: Value = serde_json::from_str(&stdout(&by_task)).expect("show prints JSON");
+    assert_eq!(by_task["id"], json!(id), "{by_task}");
+    assert_eq!(by_task["task_id"], json!(task_id), "{by_task}");
+    // The human list names the task and its id.
+    let listed = stdout(&env.run(["dlq", "list"]));
+    assert!(
+        listed.contains("tasks.nope") && listed.contains(&task_id),
+        "{listed}"
+    );
 
     let missing = env.run(["dlq", "show", "no-such-id"]);
     assert_eq!(missing.status.code(), Some(2));

@@ -53,7 +53,7 @@ enum DlqAction {
     },
     /// Print one dead letter as JSON, with its original message
     Show {
-        /// The dead letter's id (from `dlq list`)
+        /// The dead letter's id (from `dlq list`), or the task id `celeriac call` printed
         id: String,
     },
     /// Put dead letters back on their queues (after fixing the cause)
@@ -85,6 +85,9 @@ pub(crate) async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many of the newest dead letters `dlq show TASK_ID` looks through.
+const TASK_ID_SEARCH: usize = 10_000;
+
 /// `celeriac dlq`.
 pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
     let app = Config::from_args(&args.connection)?.connect(|b| b).await?;
@@ -99,10 +102,12 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
                     // Ids, queues and reasons come from the messages:
                     // escaped, so a name cannot drive the terminal.
                     println!(
-                        "{}  {:<16} {}  {}",
+                        "{}  {:<16} {}  {} [{}]  {}",
                         printable(&letter.id),
                         printable(&letter.queue).to_string(),
                         printable(&letter.at),
+                        printable(letter.task.as_deref().unwrap_or("?")),
+                        printable(letter.task_id.as_deref().unwrap_or("no task id")),
                         printable(&letter.reason)
                     );
                 }
@@ -113,8 +118,24 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
         }
         DlqAction::Show { id } => {
             // The only command that reads a payload (capped when stored).
-            let Some((info, payload)) = broker.fetch_dead_letter(&id).await? else {
-                bail!("no dead letter with id {id:?} (see `celeriac dlq list`)");
+            let found = match broker.fetch_dead_letter(&id).await? {
+                Some(found) => Some(found),
+                // Or the task id `celeriac call` printed.
+                None => match broker
+                    .dead_letters(TASK_ID_SEARCH)
+                    .await?
+                    .into_iter()
+                    .find(|letter| letter.task_id.as_deref() == Some(id.as_str()))
+                {
+                    Some(letter) => broker.fetch_dead_letter(&letter.id).await?,
+                    None => None,
+                },
+            };
+            let Some((info, payload)) = found else {
+                bail!(
+                    "no dead letter with id or task id {:?} (see `celeriac dlq list`)",
+                    printable(&id).to_string()
+                );
             };
             let mut shown = serde_json::to_value(info.with_payload(&payload))?;
             if let Some(fields) = shown.as_object_mut() {
