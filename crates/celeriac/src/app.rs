@@ -86,6 +86,7 @@ struct AppInner {
     #[cfg(feature = "redis")]
     control: Option<crate::control::Control>,
     tasks: HashMap<&'static str, Arc<dyn Task>>,
+    state: crate::state::AppState,
     origin: String,
     /// The broker was built from `config.broker_url` (not given as an object).
     broker_from_url: bool,
@@ -99,6 +100,7 @@ pub struct AppBuilder {
     backend: Option<Arc<dyn ResultBackend>>,
     events: Option<Arc<dyn EventBus>>,
     tasks: HashMap<&'static str, Arc<dyn Task>>,
+    state: crate::state::AppState,
 }
 
 impl AppBuilder {
@@ -142,6 +144,15 @@ impl AppBuilder {
     /// (Celery's `task_always_eager`, for tests; see [`crate::eager`]).
     pub fn always_eager(mut self, eager: bool) -> Self {
         self.config.task_always_eager = eager;
+        self
+    }
+
+    /// Share `value` with every task of the app: a task reads it with
+    /// [`crate::Context::state`], other code with [`App::state`]. One value
+    /// per type (a later one of the same type replaces it); wrap values in
+    /// a type of your own to keep two of a kind apart.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(value);
         self
     }
 
@@ -214,6 +225,7 @@ impl AppBuilder {
                 #[cfg(feature = "redis")]
                 control,
                 tasks: self.tasks,
+                state: self.state,
                 broker_from_url: from_url,
             }),
         })
@@ -240,6 +252,17 @@ impl App {
     /// that opens the same URL (the beat's store) reaches the same queues.
     pub(crate) fn broker_from_url(&self) -> bool {
         self.inner.broker_from_url
+    }
+
+    /// The value of type `T` registered with [`AppBuilder::state`].
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.state.get::<T>()
+    }
+
+    /// Everything registered with [`AppBuilder::state`] (tasks get it
+    /// through their [`crate::Context`]).
+    pub(crate) fn app_state(&self) -> &crate::state::AppState {
+        &self.inner.state
     }
 
     /// The result backend.

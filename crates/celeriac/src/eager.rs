@@ -39,6 +39,7 @@ pub(crate) async fn run(app: &App, message: &TaskMessage) -> Result<bool> {
             "eager",
             Some(Arc::clone(app.backend())),
             expires,
+            app.app_state().clone(),
         );
         match call(task.as_ref(), ctx, message).await {
             Err(err) if err.retry.is_some() && retries < max_retries => retries += 1,

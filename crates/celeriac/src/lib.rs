@@ -85,6 +85,7 @@ mod sentinel_url;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]
 mod sqlite_db;
+pub mod state;
 pub mod task;
 #[cfg(any(feature = "redis", feature = "amqp"))]
 mod tls;

@@ -223,6 +223,7 @@ struct ContextInner {
     backend: Option<Arc<dyn ResultBackend>>,
     result_expires: Duration,
     soft_limit: tokio_util_lite::Cancelled,
+    state: crate::state::AppState,
 }
 
 impl Context {
@@ -233,6 +234,7 @@ impl Context {
         hostname: &str,
         backend: Option<Arc<dyn ResultBackend>>,
         result_expires: Duration,
+        state: crate::state::AppState,
     ) -> Self {
         Context {
             inner: Arc::new(ContextInner {
@@ -243,13 +245,32 @@ impl Context {
                 backend,
                 result_expires,
                 soft_limit: tokio_util_lite::Cancelled::default(),
+                state,
             }),
         }
     }
 
     /// A context for calling a task directly in a unit test.
     pub fn detached(task_id: &str, task_name: &str) -> Self {
-        Self::new(task_id, task_name, 0, "test", None, Duration::from_secs(60))
+        Self::detached_with_state(task_id, task_name, crate::state::AppState::default())
+    }
+
+    /// [`Context::detached`] with application state, for unit tests of
+    /// tasks that read [`Context::state`].
+    pub fn detached_with_state(
+        task_id: &str,
+        task_name: &str,
+        state: crate::state::AppState,
+    ) -> Self {
+        Self::new(
+            task_id,
+            task_name,
+            0,
+            "test",
+            None,
+            Duration::from_secs(60),
+            state,
+        )
     }
 
     /// This execution's task id.
@@ -301,6 +322,17 @@ impl Context {
             Ok(handle) => handle.block_on(self.update_state(state, meta)),
             Err(_) => Ok(()),
         }
+    }
+
+    /// The application state of type `T` registered with
+    /// [`crate::AppBuilder::state`] (a pool, a configuration): see
+    /// [`crate::state`].
+    ///
+    /// # Errors
+    /// A `RuntimeError` naming the type when none was registered, so `?`
+    /// fails the task clearly.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, TaskError> {
+        self.inner.state.require::<T>()
     }
 
     /// True once the soft time limit has passed: a long task should stop at

@@ -580,3 +580,53 @@ async fn held_messages_waiting_for_a_slot_are_not_redelivered() {
         w.await.expect("join").expect("worker");
     }
 }
+
+/// What a task reads through `Context::state`.
+struct Prefix(String);
+
+#[task(name = "tasks.prefixed", bind)]
+fn prefixed(ctx: &Context, name: String) -> Result<String, TaskError> {
+    Ok(format!("{}{name}", ctx.state::<Prefix>()?.0))
+}
+
+/// Application state reaches a task run by a worker; a task whose state
+/// was never registered fails with a RuntimeError naming the type.
+#[tokio::test]
+async fn tasks_reach_application_state_through_their_context() {
+    for (name, state) in [("with-state", true), ("without-state", false)] {
+        let url = format!("memory://{name}");
+        let mut builder = App::builder()
+            .broker_url(&url)
+            .backend_url(&url)
+            .task(prefixed);
+        if state {
+            builder = builder.state(Prefix("dr. ".into()));
+        }
+        let app = builder.build().await.expect("app");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(Worker::new(app.clone(), WorkerOptions::default()).run(
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let sent = prefixed::delay(&app, "who".into()).await.expect("send");
+        match (state, sent.get(WAIT).await) {
+            (true, Ok(value)) => assert_eq!(value, "dr. who"),
+            (
+                false,
+                Err(Error::TaskFailed {
+                    exc_type,
+                    exc_message,
+                    ..
+                }),
+            ) => {
+                assert_eq!(exc_type, "RuntimeError");
+                assert!(exc_message.contains("Prefix"), "{exc_message}");
+            }
+            (_, other) => panic!("{name}: unexpected {other:?}"),
+        }
+        assert_eq!(app.state::<Prefix>().is_some(), state);
+        let _ = stop.send(());
+        worker.await.expect("worker task").expect("worker ran");
+    }
+}

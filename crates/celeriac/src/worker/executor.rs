@@ -189,6 +189,7 @@ async fn run(
         &shared.options.hostname,
         Some(Arc::clone(shared.app.backend())),
         shared.app.config().result_expires,
+        shared.app.app_state().clone(),
     );
     let call = match task.call(ctx.clone(), message.args.clone(), message.kwargs.clone()) {
         Ok(call) => call,
