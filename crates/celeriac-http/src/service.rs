@@ -6,9 +6,12 @@
 //! 3. [`revoke`] and [`retry`].
 //! 4. [`dead_letters`] and [`requeue`].
 //! 5. Groups (`service/groups.rs`): [`send_group`], [`group_view`].
+//! 6. Scheduled tasks (`service/scheduled.rs`): [`scheduled`].
 
 mod groups;
+mod scheduled;
 pub(crate) use groups::{group_view, send_group};
+pub(crate) use scheduled::scheduled;
 
 use std::time::Duration;
 

@@ -13,9 +13,13 @@
 //!    [`Health`].
 //! 4. Groups (`views/groups.rs`): [`SendGroupRequest`], [`GroupSent`],
 //!    [`GroupView`], [`GroupMember`].
+//! 5. Scheduled tasks (`views/scheduled.rs`): [`ScheduledQuery`],
+//!    [`ScheduledList`], [`ScheduledTask`].
 
 mod groups;
+mod scheduled;
 pub use groups::{GroupMember, GroupSent, GroupView, SendGroupRequest};
+pub use scheduled::{ScheduledList, ScheduledQuery, ScheduledTask};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -68,6 +68,10 @@ pub struct Capabilities {
     pub shared_events: bool,
     /// Other processes on other machines can use it.
     pub networked: bool,
+    /// Messages waiting for their ETA can be listed without taking them
+    /// ([`Broker::delayed`]): not on AMQP, where workers hold them
+    /// unacknowledged or they hop through TTL queues.
+    pub lists_delayed: bool,
 }
 
 impl Transport {
@@ -159,17 +163,20 @@ impl Transport {
                 remote_control: false,
                 shared_events: false,
                 networked: false,
+                lists_delayed: true,
             },
             Transport::Sqlite { .. } => Capabilities {
                 remote_control: false,
                 shared_events: true,
                 networked: false,
+                lists_delayed: true,
             },
             Transport::Redis { .. } | Transport::Sentinel(_) | Transport::Amqp { .. } => {
                 Capabilities {
                     remote_control: true,
                     shared_events: true,
                     networked: true,
+                    lists_delayed: !matches!(self, Transport::Amqp { .. }),
                 }
             }
         }
@@ -373,6 +380,8 @@ mod tests {
             Some("rediss://:***@host:6380/1")
         );
         assert!(Transport::parse("memory://x").is_ok_and(|t| !t.capabilities().networked));
+        assert!(Transport::parse("amqp://h//").is_ok_and(|t| !t.capabilities().lists_delayed));
+        assert!(Transport::parse("sqlite://x.db").is_ok_and(|t| t.capabilities().lists_delayed));
         let sentinel = Transport::parse("sentinel://:pw@h1:26379/2;sentinel://h2");
         assert!(
             matches!(&sentinel, Ok(Transport::Sentinel(s)) if s.sentinels().len() == 2 && s.db() == 2)

@@ -7,6 +7,7 @@
 //! | `GET /dashboard/tasks/{id}` | one task: arguments, result, traceback, progress bar, parent, children, group, chord |
 //! | `GET /dashboard/groups/{id}` | one group: members with states, live progress bar |
 //! | `GET /dashboard/workers/{name}` | one worker: counts, registered tasks and rate limits, queues, rate-limit and shutdown controls, its tasks |
+//! | `GET /dashboard/scheduled` | tasks waiting for their ETA or countdown: due date and time, time left |
 //! | `GET /dashboard/assets/{file}` | CSS, JavaScript, icon |
 //! | `POST /dashboard/login` | token form → session cookie (see [`crate::auth`]) |
 //!
@@ -31,6 +32,7 @@ const INDEX_HTML: &str = include_str!("../../assets/index.html");
 const TASK_HTML: &str = include_str!("../../assets/task.html");
 const GROUP_HTML: &str = include_str!("../../assets/group.html");
 const WORKER_HTML: &str = include_str!("../../assets/worker.html");
+const SCHEDULED_HTML: &str = include_str!("../../assets/scheduled.html");
 
 /// Embedded assets: name, content type, bytes.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -63,6 +65,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "worker.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/worker.js"),
+    ),
+    (
+        "scheduled.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/scheduled.js"),
     ),
     (
         "favicon.svg",
@@ -120,6 +127,11 @@ pub(crate) async fn group_page(ApiPath(id): ApiPath<String>) -> Result<Response,
 pub(crate) async fn worker_page(ApiPath(name): ApiPath<String>) -> Result<Response, ApiError> {
     crate::extract::task_id(&name)?;
     Ok(page(StatusCode::OK, WORKER_HTML))
+}
+
+/// The tasks waiting for their ETA.
+pub(crate) async fn scheduled_page() -> Response {
+    page(StatusCode::OK, SCHEDULED_HTML)
 }
 
 /// Assets the login page itself uses: served without a session, so the

@@ -12,6 +12,7 @@ pub(crate) mod dashboard;
 pub(crate) mod groups;
 pub(crate) mod openapi;
 pub(crate) mod producer;
+pub(crate) mod scheduled;
 pub(crate) mod stream;
 pub(crate) mod tasks;
 pub(crate) mod workers;
@@ -50,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/queues"),
     ("GET", "/api/overview"),
     ("GET", "/api/dead-letters"),
+    ("GET", "/api/scheduled"),
     ("POST", "/api/dead-letters/{id}/requeue"),
     ("GET", "/api/events/stream"),
     ("GET", "/openapi.json"),
@@ -60,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/dashboard/tasks/{id}"),
     ("GET", "/dashboard/groups/{id}"),
     ("GET", "/dashboard/workers/{name}"),
+    ("GET", "/dashboard/scheduled"),
     ("GET", "/dashboard/assets/{file}"),
     ("POST", "/dashboard/login"),
 ];
@@ -109,6 +112,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/overview", get(cluster::overview))
         .route("/api/dead-letters", get(cluster::dead_letters))
         .route("/api/dead-letters/{id}/requeue", post(cluster::requeue))
+        .route("/api/scheduled", get(scheduled::list))
         .route("/api/events/stream", get(stream::events))
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(cluster::metrics))
@@ -119,6 +123,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/dashboard/tasks/{id}", get(dashboard::task_page))
         .route("/dashboard/groups/{id}", get(dashboard::group_page))
         .route("/dashboard/workers/{name}", get(dashboard::worker_page))
+        .route("/dashboard/scheduled", get(dashboard::scheduled_page))
         .route("/dashboard/assets/{file}", get(dashboard::asset))
         .route("/dashboard/login", post(dashboard::login))
         .fallback(not_found)

@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cluster, groups, producer, stream, tasks, workers};
+use crate::routes::{cluster, groups, producer, scheduled, stream, tasks, workers};
 use crate::views;
 
 struct BearerAuth;
@@ -130,6 +130,7 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         cluster::workers, cluster::queues, cluster::overview, cluster::dead_letters, cluster::requeue,
         cluster::health, cluster::metrics, stream::events,
         workers::worker, workers::rate_limit, workers::shutdown,
+        scheduled::list,
     ),
     components(schemas(
         ErrorBody, views::JobPublished, views::JobStatus, views::SumRequest,
@@ -139,6 +140,7 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         views::SendGroupRequest, views::GroupSent, views::GroupView, views::GroupMember,
         views::TaskSort, views::SortOrder, views::WorkerDetail, views::RegisteredTask,
         views::RateLimitRequest, views::ControlReply,
+        views::ScheduledList, views::ScheduledTask,
     )),
     modifiers(&BearerAuth, &LayerAnswers),
     security(("bearer" = [])),

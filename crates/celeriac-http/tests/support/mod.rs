@@ -3,10 +3,14 @@
 //!
 //! 1. [`Cluster::start`]: app + worker (task events on) + server; stopped
 //!    through oneshots on drop, as a binary would stop on a signal.
+//!    [`Cluster::start_for`] does the same around an app on any broker.
 //! 2. [`Cluster::url`] and a `reqwest` client to call it.
 //! 3. [`eventually`]: poll an async condition until a deadline.
+//! 4. [`redis::RedisServer`]: a private `redis-server`.
 
 #![allow(dead_code, unreachable_pub)]
+
+pub mod redis;
 
 use std::time::{Duration, Instant};
 
@@ -74,6 +78,12 @@ impl Cluster {
             .build()
             .await
             .expect("app");
+        Self::start_for(app, config, with_worker).await
+    }
+
+    /// A cluster around an already-built `app` (any broker), with or
+    /// without a worker.
+    pub async fn start_for(app: App, config: HttpConfig, with_worker: bool) -> Cluster {
         let (stop_worker, worker) = if with_worker {
             let (tx, rx) = oneshot::channel::<()>();
             let options = WorkerOptions {
