@@ -12,6 +12,9 @@
 //! 3. The search box finds a task by an argument value (server-side).
 //! 4. The worker page changes a rate limit (the worker's own answer shows
 //!    it) and shuts the worker down (its process exits).
+//! 5. A task sent with a one-hour countdown is on the Scheduled page,
+//!    reached from the header's link: its ETA as date and time, the time
+//!    left, its arguments.
 //!
 //! Screenshots go to `target/tmp/tour-screenshots/` (not committed).
 
@@ -303,4 +306,29 @@ async fn the_readme_tour_shows_tasks_live_without_dash_e_in_chromium() {
         )
         .await;
     browser.screenshot(&shots.join("7-tour-shutdown.png")).await;
+
+    // 5. The Scheduled page: a countdown task waits in the SQLite file.
+    let later = call(
+        &env,
+        &["tasks.add", "--args", "[5, 6]", "--countdown", "3600"],
+    );
+    browser.goto(&format!("{}/dashboard", serve.url)).await;
+    browser.click("#nav-scheduled").await;
+    browser
+        .wait_for(
+            "the countdown task is listed with its ETA, time left and arguments",
+            LIMIT,
+            "const r = document.querySelector(`#scheduled tr[data-task-id=\"${arguments[0]}\"]`); \
+             if (!r) return false; \
+             const when = r.querySelector('td.when').textContent; \
+             const left = r.querySelector('td.left').textContent; \
+             return /^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$/.test(when) \
+               && /^in (59 min|1 h 0 min)/.test(left) \
+               && r.textContent.includes('(5, 6)') && r.textContent.includes('tasks.add');",
+            vec![json!(later)],
+        )
+        .await;
+    browser
+        .screenshot(&shots.join("8-tour-scheduled.png"))
+        .await;
 }
