@@ -196,7 +196,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         types.push((*pt.ty).clone());
     }
     let count = names.len();
-    let name_strs: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    // A raw identifier names a Celery kwarg that is a Rust keyword
+    // (`r#match` is the kwarg `match`).
+    let name_strs: Vec<String> = names
+        .iter()
+        .map(|n| syn::ext::IdentExt::unraw(n).to_string())
+        .collect();
     let locals: Vec<_> = names.iter().map(|n| format_ident!("__arg_{}", n)).collect();
 
     let ctx_arg = if !options.bind {

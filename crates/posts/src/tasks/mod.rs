@@ -33,22 +33,20 @@ pub mod substring;
 pub mod top_entities;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use celeriac::beat::{BeatError, Schedule, ScheduleEntry};
-use celeriac::task::{ArgReader, TaskCall};
-use celeriac::{AppBuilder, Context, Task, TaskError};
-use serde_json::{json, Map, Value};
+use celeriac::{AppBuilder, Context, TaskError};
+use serde_json::{json, Value};
 
 use crate::db::DbError;
 
 /// Name of the ad hoc query task.
-pub const QUERY_POSTS_DB: &str = "tasks.query_posts_db";
+pub const QUERY_POSTS_DB: &str = query_posts_db::NAME;
 /// Name of the substring-count task.
-pub const SUBSTRING_MATCHES_BY_PLATFORM: &str = "tasks.substring_matches_by_platform";
+pub const SUBSTRING_MATCHES_BY_PLATFORM: &str = substring_matches_by_platform::NAME;
 /// Name of the top-entities task.
-pub const COUNT_TOP_NAMED_ENTITIES: &str = "tasks.count_top_named_entities";
+pub const COUNT_TOP_NAMED_ENTITIES: &str = count_top_named_entities::NAME;
 /// The key the scheduled job writes and the ranking server reads.
 pub const SCHEDULED_TOP_ENTITIES_KEY: &str = "my_worker:scheduled:top_named_entities";
 /// The environment variable naming the posts database (as in the original).
@@ -232,14 +230,14 @@ pub fn sqlite3_class(code: Option<rusqlite::ErrorCode>) -> (&'static str, &'stat
     (SQLITE3, class)
 }
 
-/// Register the three post-history tasks on `builder`, reading the
-/// database named in `config`.
+/// Register the three post-history tasks on `builder`, and `config` as the
+/// app's state they read (`Context::state::<PostsConfig>()`).
 pub fn register(builder: AppBuilder, config: &PostsConfig) -> AppBuilder {
-    let config = Arc::new(config.clone());
     builder
-        .task(QueryPostsDb(Arc::clone(&config)))
-        .task(SubstringMatchesByPlatform(Arc::clone(&config)))
-        .task(CountTopNamedEntities(config))
+        .state(config.clone())
+        .task(query_posts_db)
+        .task(substring_matches_by_platform)
+        .task(count_top_named_entities)
 }
 
 /// The scheduled job of the original worker, as a beat entry named
@@ -274,87 +272,47 @@ pub fn top_entities_entry(
     .expires(every))
 }
 
-/// `tasks.query_posts_db(query)`.
-struct QueryPostsDb(Arc<PostsConfig>);
-
-impl Task for QueryPostsDb {
-    fn name(&self) -> &'static str {
-        QUERY_POSTS_DB
-    }
-
-    fn call(
-        &self,
-        ctx: Context,
-        args: Vec<Value>,
-        kwargs: Map<String, Value>,
-    ) -> Result<TaskCall, TaskError> {
-        let mut reader = ArgReader::new(QUERY_POSTS_DB, args, kwargs);
-        let sql: String = reader.next("query")?;
-        reader.finish(1)?;
-        let config = Arc::clone(&self.0);
-        Ok(TaskCall::Blocking(Box::new(move || {
-            let rows = query::query_posts_db(&config, &sql, &|| ctx.is_cancelled())
-                .map_err(TasksError::into_task_error)?;
-            Ok(Value::Array(rows))
-        })))
-    }
+/// `tasks.query_posts_db(query)`: the rows of one read-only statement
+/// (see the module's rules), reading the database of the app's
+/// [`PostsConfig`] state.
+#[celeriac::task(name = "tasks.query_posts_db", bind)]
+pub fn query_posts_db(ctx: &Context, query: String) -> Result<Value, TaskError> {
+    let config = ctx.state::<PostsConfig>()?;
+    let rows = query::query_posts_db(&config, &query, &|| ctx.is_cancelled())
+        .map_err(TasksError::into_task_error)?;
+    Ok(Value::Array(rows))
 }
 
-/// `tasks.substring_matches_by_platform(match, from_, to)`.
-struct SubstringMatchesByPlatform(Arc<PostsConfig>);
-
-impl Task for SubstringMatchesByPlatform {
-    fn name(&self) -> &'static str {
-        SUBSTRING_MATCHES_BY_PLATFORM
-    }
-
-    fn call(
-        &self,
-        _ctx: Context,
-        args: Vec<Value>,
-        kwargs: Map<String, Value>,
-    ) -> Result<TaskCall, TaskError> {
-        let mut reader = ArgReader::new(SUBSTRING_MATCHES_BY_PLATFORM, args, kwargs);
-        let needle: String = reader.next("match")?;
-        let from: String = reader.next("from_")?;
-        let to: String = reader.next("to")?;
-        reader.finish(3)?;
-        let config = Arc::clone(&self.0);
-        Ok(TaskCall::Blocking(Box::new(move || {
-            let counts = substring::substring_matches_by_platform(&config, &needle, &from, &to)
-                .map_err(TasksError::into_task_error)?;
-            Ok(Value::Object(counts.into_json()))
-        })))
-    }
+/// `tasks.substring_matches_by_platform(match, from_, to)`: posts per
+/// platform whose text contains `match`, created in `[from_, to)`.
+#[celeriac::task(name = "tasks.substring_matches_by_platform", bind)]
+pub fn substring_matches_by_platform(
+    ctx: &Context,
+    r#match: String,
+    from_: String,
+    to: String,
+) -> Result<Value, TaskError> {
+    let config = ctx.state::<PostsConfig>()?;
+    let counts = substring::substring_matches_by_platform(&config, &r#match, &from_, &to)
+        .map_err(TasksError::into_task_error)?;
+    Ok(Value::Object(counts.into_json()))
 }
 
-/// `tasks.count_top_named_entities(k, from_, to, result_key)`.
-struct CountTopNamedEntities(Arc<PostsConfig>);
-
-impl Task for CountTopNamedEntities {
-    fn name(&self) -> &'static str {
-        COUNT_TOP_NAMED_ENTITIES
-    }
-
-    fn call(
-        &self,
-        ctx: Context,
-        args: Vec<Value>,
-        kwargs: Map<String, Value>,
-    ) -> Result<TaskCall, TaskError> {
-        let mut reader = ArgReader::new(COUNT_TOP_NAMED_ENTITIES, args, kwargs);
-        let k: Option<i64> = reader.next("k")?;
-        let from: String = reader.next("from_")?;
-        let to: String = reader.next("to")?;
-        let key: String = reader.next("result_key")?;
-        reader.finish(4)?;
-        // Python's Counter.most_common: None = all, negative = none.
-        let k = k.map(|k| usize::try_from(k).unwrap_or(0));
-        let config = Arc::clone(&self.0);
-        Ok(TaskCall::Blocking(Box::new(move || {
-            top_entities::count_and_store(&ctx, &config, k, &from, &to, &key)
-                .map_err(TasksError::into_task_error)?;
-            Ok(Value::Bool(true))
-        })))
-    }
+/// `tasks.count_top_named_entities(k, from_, to, result_key)`: the top `k`
+/// named entities of the posts created in `[from_, to)`, stored under
+/// `result_key` in the result backend.
+#[celeriac::task(name = "tasks.count_top_named_entities", bind)]
+pub fn count_top_named_entities(
+    ctx: &Context,
+    k: Option<i64>,
+    from_: String,
+    to: String,
+    result_key: String,
+) -> Result<bool, TaskError> {
+    let config = ctx.state::<PostsConfig>()?;
+    // Python's Counter.most_common: None = all, negative = none.
+    let k = k.map(|k| usize::try_from(k).unwrap_or(0));
+    top_entities::count_and_store(ctx, &config, k, &from_, &to, &result_key)
+        .map_err(TasksError::into_task_error)?;
+    Ok(true)
 }
