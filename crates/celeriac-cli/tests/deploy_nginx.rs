@@ -10,8 +10,8 @@
 //! dashboard pages and assets, the live stream (an event arrives while the
 //! task runs: nginx does not buffer it), OpenAPI, health, metrics, and the
 //! ranking server under /rank. The cross-site guard still works behind the
-//! proxy (nginx passes the browser's Host), and bodies over serve's limit
-//! get serve's 413.
+//! proxy (nginx passes the browser's Host), and bodies over the services'
+//! 1 MiB limit get a 413 (from nginx, which has the same limit).
 
 mod serve_support;
 mod support;
@@ -439,7 +439,9 @@ async fn nginx_puts_every_service_behind_one_port() {
         .await
         .expect("same-site");
     assert_eq!(same.status(), 200, "the page's own origin passes");
-    // Serve's body limit answers, not nginx's; unknown paths are nginx's 404.
+    // Over the services' 1 MiB limit: 413 at the edge (the same limit in
+    // nginx, so never a 502 from a service that stopped reading); unknown
+    // paths are nginx's 404.
     let big = client
         .post(format!("{base}/api/tasks/tasks.echo"))
         .header("content-type", "application/json")

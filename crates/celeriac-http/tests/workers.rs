@@ -143,28 +143,43 @@ async fn serve_turns_on_task_events_of_a_worker_started_without_them() {
     let worker = tokio::spawn(Worker::new(cluster.app.clone(), options).run(async move {
         let _ = stopped.await;
     }));
-    // Sent around the server: only task events can tell it about this task.
+    // Sent around the server: only task events can tell it about a task.
     eventually("the worker is seen", LIMIT, || async {
         let workers = cluster.get_json("/api/workers").await;
         workers.as_array().is_some_and(|w| !w.is_empty())
     })
     .await;
-    let sent = cluster
-        .app
-        .send_task(
-            "tasks.add",
-            vec![json!(40), json!(2)],
-            serde_json::Map::new(),
-            celeriac::SendOptions::default(),
-        )
-        .await
-        .expect("send");
-    let id = sent.id().to_owned();
-    eventually("the task shows, succeeded, from events", LIMIT, || async {
-        let page = cluster.get_json(&format!("/api/tasks?q={id}")).await;
-        page["tasks"][0]["state"] == "SUCCESS" && page["tasks"][0]["worker"] == "quiet@here"
-    })
-    .await;
+    // Seeing the worker and its turning events on race (serve asks when it
+    // sees it come online): a task run before that is never announced, so
+    // send another until one shows. None would without serve's request.
+    let start = std::time::Instant::now();
+    'sending: loop {
+        assert!(
+            start.elapsed() < LIMIT,
+            "not within {LIMIT:?}: a task shows, succeeded, from events"
+        );
+        let sent = cluster
+            .app
+            .send_task(
+                "tasks.add",
+                vec![json!(40), json!(2)],
+                serde_json::Map::new(),
+                celeriac::SendOptions::default(),
+            )
+            .await
+            .expect("send");
+        assert_eq!(sent.get(LIMIT).await.expect("the task ran"), json!(42));
+        let id = sent.id().to_owned();
+        let shown = std::time::Instant::now();
+        while shown.elapsed() < std::time::Duration::from_secs(2) {
+            let page = cluster.get_json(&format!("/api/tasks?q={id}")).await;
+            if page["tasks"][0]["state"] == "SUCCESS" && page["tasks"][0]["worker"] == "quiet@here"
+            {
+                break 'sending;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     let _ = stop.send(());
     let _ = tokio::time::timeout(LIMIT, worker).await;
 }
