@@ -1,6 +1,8 @@
-//! `celeriac revoke` and `celeriac dlq` against real worker processes on an
-//! embedded SQLite file.
+//! `celeriac revoke`, `celeriac dlq` and `celeriac purge` against real
+//! worker processes on an embedded SQLite file (`purge` on Redis too).
 
+#[path = "../../celeriac/tests/support/mod.rs"]
+mod redis_support;
 mod support;
 
 use std::time::Duration;
@@ -105,31 +107,59 @@ fn dead_letters_can_be_listed_shown_requeued_and_purged() {
     );
 }
 
-#[test]
-fn purge_empties_the_named_queues_and_asks_first() {
-    let env = Env::new();
+/// `celeriac ARGS…` with `broker` as broker and backend.
+fn run_on(env: &Env, broker: &str, args: &[&str]) -> std::process::Output {
+    env.command(args)
+        .env("CELERIAC_BROKER_URL", broker)
+        .env("CELERIAC_RESULT_BACKEND", broker)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run celeriac")
+}
+
+fn purge_scenario(env: &Env, broker: &str) {
     for queue in ["celery", "celery", "reports"] {
-        let sent = env.run(["call", "tasks.add", "--args", "[1, 2]", "--queue", queue]);
+        let sent = run_on(
+            env,
+            broker,
+            &["call", "tasks.add", "--args", "[1, 2]", "--queue", queue],
+        );
         assert!(sent.status.success(), "{}", stderr(&sent));
     }
     // No terminal to ask on and no -f: refused, nothing deleted.
-    let refused = env.run(["purge"]);
+    let refused = run_on(env, broker, &["purge"]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("-f"), "{}", stderr(&refused));
-    let purged = env.run(["purge", "-f"]);
+    let purged = run_on(env, broker, &["purge", "-f"]);
     assert!(purged.status.success(), "{}", stderr(&purged));
     assert_eq!(
         stdout(&purged).trim(),
         "Purged 2 messages from 1 known task queue."
     );
-    let spared = env.run(["purge", "-f", "-Q", "celery,reports", "-X", "reports"]);
+    let spared = run_on(
+        env,
+        broker,
+        &["purge", "-f", "-Q", "celery,reports", "-X", "reports"],
+    );
     assert_eq!(
         stdout(&spared).trim(),
         "Purged 0 messages from 1 known task queue."
     );
-    let rest = env.run(["purge", "-f", "-Q", "reports"]);
+    let rest = run_on(env, broker, &["purge", "-f", "-Q", "reports"]);
     assert_eq!(
         stdout(&rest).trim(),
         "Purged 1 message from 1 known task queue."
     );
+}
+
+#[test]
+fn purge_empties_the_named_queues_and_asks_first() {
+    let env = Env::new();
+    purge_scenario(&env, &env.url);
+}
+
+#[test]
+fn purge_on_redis() {
+    let redis = redis_support::RedisServer::start();
+    purge_scenario(&Env::new(), &redis.url(0));
 }
