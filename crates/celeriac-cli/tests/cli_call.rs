@@ -114,11 +114,17 @@ fn a_panicking_task_fails_with_the_panic_message() {
     );
 
     // The failure is stored like Celery stores one.
-    let id = stderr(&out)
+    // `task id: ID (waiting for its result on BACKEND)`
+    let line = stderr(&out)
         .lines()
         .find_map(|l| l.strip_prefix("task id: "))
         .expect("task id on stderr")
         .to_owned();
+    assert!(
+        line.contains(&env.url),
+        "the backend waited on is named: {line}"
+    );
+    let id = line.split_whitespace().next().expect("an id").to_owned();
     let out = env.run(["result", &id]);
     assert_eq!(out.status.code(), Some(0));
     let doc = json_line(&stdout(&out));

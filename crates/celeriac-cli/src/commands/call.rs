@@ -202,9 +202,18 @@ pub(crate) async fn call(a: CallArgs) -> anyhow::Result<()> {
         println!("{}", sent.id());
         return Ok(());
     }
-    eprintln!("task id: {}", sent.id());
+    // Say where the result is awaited: a backend other than the worker's
+    // would wait forever.
+    eprintln!(
+        "task id: {} (waiting for its result on {})",
+        sent.id(),
+        config.backend_display()
+    );
     let value: Value = match call.timeout {
-        Some(timeout) => sent.get(timeout).await?,
+        Some(timeout) => sent
+            .get(timeout)
+            .await
+            .with_context(|| format!("waiting for the result on {}", config.backend_display()))?,
         None => loop {
             match sent.get(Duration::from_secs(3600)).await {
                 Err(celeriac::Error::Timeout(_)) => continue,
@@ -222,6 +231,7 @@ pub(crate) async fn result(a: ResultArgs) -> anyhow::Result<()> {
     let config = Config::from_args(&a.connection)?;
     let app = config.connect(|b| b).await?;
     let meta = if a.wait {
+        eprintln!("waiting for {} on {}", a.id, config.backend_display());
         wait_for(&app, &a.id, timeout).await?
     } else {
         app.async_result(&a.id).info().await?
