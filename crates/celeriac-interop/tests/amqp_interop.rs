@@ -338,14 +338,19 @@ async fn killing_workers_every_two_seconds_loses_nothing_on_rabbitmq() {
         .await
         .expect("declare");
     let mut workers: Vec<Proc> = (0..3).map(|_| rust_worker(&url, &queue, &args)).collect();
-    // 20 ms each: 24 slots need ~17 s, so the kills land mid-run.
-    send_marks(&app, &queue, "chaos-amqp", N, Some(0.02)).await;
+    // 20 ms each: 24 slots need ~17 s after the last is sent. The kills
+    // start with the publishing (which takes seconds of its own on a busy
+    // machine), so they land mid-run however long it takes.
+    let sending = {
+        let (app, queue) = (app.clone(), queue.clone());
+        tokio::spawn(async move { send_marks(&app, &queue, "chaos-amqp", N, Some(0.02)).await })
+    };
 
     let mut kills = 0;
     let mut kills_mid_run = 0;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_secs(2)); // the chaos cadence itself, not a synchronisation
+        tokio::time::sleep(Duration::from_secs(2)).await; // the chaos cadence itself, not a synchronisation
         if conn.scard::<_, usize>("chaos-amqp").unwrap_or(0) < N {
             kills_mid_run += 1;
         }
@@ -353,6 +358,7 @@ async fn killing_workers_every_two_seconds_loses_nothing_on_rabbitmq() {
         workers[victim] = rust_worker(&url, &queue, &args); // the old one is killed -9 on drop
         kills += 1;
     }
+    sending.await.expect("every message was published");
     assert!(
         kills_mid_run >= 3,
         "only {kills_mid_run} kills happened while tasks remained"
