@@ -8,7 +8,7 @@
 #[path = "../../celeriac/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -40,83 +40,13 @@ impl Drop for TlsRabbit {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A CA, and a server certificate for 127.0.0.1 that it signed.
-fn certificates(d: &Path) {
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=celeriac-test-ca",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "1",
-            "-extfile",
-            "ext",
-        ],
-    );
-}
-
 fn start() -> TlsRabbit {
     let server = std::env::var("CELERIAC_TEST_RABBITMQ_SERVER").expect(
         "CELERIAC_TEST_RABBITMQ_SERVER is not set: run through scripts/test.sh --env-only -- …",
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
-    certificates(d);
+    support::private_ca_and_server_certificate(d);
     let port = free_port();
     let dist_port = free_port();
     let conf = format!(
