@@ -35,30 +35,13 @@ pub(super) async fn publish_batch(inner: &Inner, messages: Vec<OutgoingMessage>)
         // Celery's route: the queue's own direct exchange, the queue's name
         // as routing key (the ETA, if any, is in the headers: the consuming
         // worker holds the message until due, as Celery's do).
-        let queue = wire::short("queue name", &message.queue)?;
         let confirm = session
-            .publish
-            .basic_publish(
-                queue.clone(),
-                queue,
-                lapin::options::BasicPublishOptions::default(),
-                &amqp.body,
-                amqp.properties,
-            )
-            .await
-            .map_err(|e| session.failed("publishing a message", e))?;
+            .send(&message.queue, &message.queue, &amqp.body, amqp.properties)
+            .await?;
         confirms.push(confirm);
     }
     for confirm in confirms {
-        let confirmation = confirm
-            .await
-            .map_err(|e| session.failed("waiting for a publisher confirm", e))?;
-        if confirmation.is_nack() {
-            return Err(Error::broker(
-                "publishing a message",
-                "RabbitMQ refused the message (negative publisher confirm)",
-            ));
-        }
+        session.confirmed(confirm).await?;
     }
     Ok(())
 }

@@ -362,26 +362,9 @@ impl Inner {
         properties: lapin::BasicProperties,
     ) -> Result<()> {
         let confirm = session
-            .publish
-            .basic_publish(
-                wire::short("exchange name", exchange)?,
-                wire::short("routing key", routing_key)?,
-                lapin::options::BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .map_err(|e| session.failed("publishing a message", e))?;
-        let confirmation = confirm
-            .await
-            .map_err(|e| session.failed("waiting for a publisher confirm", e))?;
-        if confirmation.is_nack() {
-            return Err(Error::broker(
-                "publishing a message",
-                "RabbitMQ refused the message (negative publisher confirm)",
-            ));
-        }
-        Ok(())
+            .send(exchange, routing_key, body, properties)
+            .await?;
+        session.confirmed(confirm).await
     }
 }
 

@@ -64,6 +64,41 @@ impl Session {
         self.broken.store(true, Ordering::Relaxed);
     }
 
+    /// Publish on the confirming channel; the confirm resolves once
+    /// RabbitMQ has the message ([`Session::confirmed`]).
+    pub(super) async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<lapin::PublisherConfirm> {
+        self.publish
+            .basic_publish(
+                short("exchange name", exchange)?,
+                short("routing key", routing_key)?,
+                lapin::options::BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| self.failed("publishing a message", e))
+    }
+
+    /// Wait for a publisher confirm; RabbitMQ's refusal is an error.
+    pub(super) async fn confirmed(&self, confirm: lapin::PublisherConfirm) -> Result<()> {
+        let confirmation = confirm
+            .await
+            .map_err(|e| self.failed("waiting for a publisher confirm", e))?;
+        if confirmation.is_nack() {
+            return Err(Error::broker(
+                "publishing a message",
+                "RabbitMQ refused the message (negative publisher confirm)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The prefetch count last set (0 = none yet).
     pub(super) fn current_qos(&self) -> u16 {
         self.qos.load(Ordering::Relaxed)
