@@ -315,16 +315,10 @@ impl AmqpPidbox {
         hostname: &str,
         reply: Value,
     ) -> Result<()> {
-        let (Some(ticket), Some(oid)) = (&command.ticket, &command.reply_to) else {
+        let Some((oid, body, headers)) = command.reply_message(hostname, reply) else {
             return Ok(());
         };
-        let mut headers = Map::new();
-        headers.insert("ticket".into(), ticket.clone().into());
-        headers.insert("clock".into(), 1.into());
-        let mut body = Map::new();
-        body.insert(hostname.to_owned(), reply);
-        self.publish(REPLY_EXCHANGE, oid, &Value::Object(body), headers)
-            .await
+        self.publish(REPLY_EXCHANGE, oid, &body, headers).await
     }
 }
 

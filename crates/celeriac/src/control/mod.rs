@@ -69,6 +69,28 @@ pub struct Command {
     reply_to: Option<String>,
 }
 
+impl Command {
+    /// What a worker's answer is, as kombu's Mailbox sends it: to the
+    /// caller's reply queue, the body `{hostname: reply}` with the `ticket`
+    /// and `clock` headers; `None` when the caller wants no answer.
+    #[cfg(any(feature = "redis", feature = "amqp"))]
+    fn reply_message(
+        &self,
+        hostname: &str,
+        reply: Value,
+    ) -> Option<(&str, Value, Map<String, Value>)> {
+        let (Some(ticket), Some(reply_to)) = (&self.ticket, &self.reply_to) else {
+            return None;
+        };
+        let mut headers = Map::new();
+        headers.insert("ticket".into(), ticket.clone().into());
+        headers.insert("clock".into(), 1.into());
+        let mut body = Map::new();
+        body.insert(hostname.to_owned(), reply);
+        Some((reply_to, Value::Object(body), headers))
+    }
+}
+
 /// The commands addressed to one worker, as they arrive.
 pub type CommandStream = Pin<Box<dyn Stream<Item = Command> + Send>>;
 

@@ -221,15 +221,10 @@ impl Pidbox {
         hostname: &str,
         reply: Value,
     ) -> Result<()> {
-        let (Some(ticket), Some(oid)) = (&command.ticket, &command.reply_to) else {
+        let Some((oid, body, headers)) = command.reply_message(hostname, reply) else {
             return Ok(());
         };
-        let mut headers = Map::new();
-        headers.insert("ticket".into(), ticket.clone().into());
-        headers.insert("clock".into(), 1.into());
-        let mut body = Map::new();
-        body.insert(hostname.to_owned(), reply);
-        let message = envelope(&Value::Object(body), headers, "reply.celery.pidbox", oid, 1);
+        let message = envelope(&body, headers, "reply.celery.pidbox", oid, 1);
         let _: i64 = redis::cmd("LPUSH")
             .arg(self.reply_list(oid))
             .arg(message.to_vec())
