@@ -4,7 +4,7 @@ Started by bench/rank/run.sh (which builds the release binary and installs
 the reference's requirements). In one run, on loopback:
 
 1. a private redis-server holding a top-entities record of 10 entities;
-2. `celeriac rank-server` (reads the record in the background) and the
+2. `post-history rank-server` (reads the record in the background) and the
    reference `uvicorn ranking_server:app` (reads it per request, as the
    original did), with 1 and with 2 uvicorn worker processes;
 3. request bodies of 10 and 100 reddit items (~230 characters of text each,
@@ -209,7 +209,7 @@ class Procs:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/celeriac"))
+    ap.add_argument("--celeriac", default=os.path.join(ROOT, "target/release/post-history"))
     ap.add_argument("--floor", default=os.path.join(ROOT, "target/release/examples/http_floor"),
                     help="the HTTP floor server (crates/posts/examples/http_floor.rs)")
     ap.add_argument("--before", help="another celeriac binary (an earlier build) measured in "

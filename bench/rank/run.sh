@@ -20,6 +20,6 @@ done
 if ! "$PY" -c 'import fastapi, uvicorn, uvloop, httptools, redis' 2>/dev/null; then
     "$PY" -m pip install -q --disable-pip-version-check -r bench/fastapi/requirements.txt
 fi
-cargo build --release -q -p celeriac-cli
+cargo build --release -q -p post-history
 cargo build --release -q -p posts --example http_floor
-exec "$PY" bench/rank/run.py --celeriac "$ROOT/target/release/celeriac" --python "$PY" "$@"
+exec "$PY" bench/rank/run.py --celeriac "$ROOT/target/release/post-history" --python "$PY" "$@"

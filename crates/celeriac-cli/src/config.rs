@@ -44,7 +44,7 @@ use serde::Deserialize;
 
 /// Flags shared by every command that talks to a broker or backend.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct ConnectionArgs {
+pub struct ConnectionArgs {
     /// Broker URL: sqlite://PATH, redis://[:password@]host:port/db, rediss://…,
     /// sentinel://host:26379;sentinel://host2:26379 (with --master-name), amqp://…, memory://
     /// [default: sqlite://celeriac.db]
@@ -151,7 +151,7 @@ pub(crate) struct WorkerArgs {
 
 /// Connection timeouts of the HTTP servers (`serve`, `rank-server`).
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct TimeoutArgs {
+pub struct TimeoutArgs {
     /// Seconds a client may take to send a complete request head (from
     /// connecting, or from the first byte of a later request); slower or
     /// silent connections are closed
@@ -168,7 +168,7 @@ impl TimeoutArgs {
     ///
     /// # Errors
     /// When a value is not a positive number of seconds.
-    pub(crate) fn timeouts(&self) -> anyhow::Result<ConnectionTimeouts> {
+    pub fn timeouts(&self) -> anyhow::Result<ConnectionTimeouts> {
         let check = |flag: &str, value: f64| -> anyhow::Result<Duration> {
             if !(value.is_finite() && value >= 0.01) {
                 bail!("{flag} must be at least 0.01 seconds, got {value}");
@@ -230,7 +230,7 @@ impl FileConfig {
 /// Validated connection settings (stage 2): what every command builds its
 /// [`App`] from.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     /// The library's settings, URLs included.
     pub(crate) app: AppConfig,
     /// The parsed file, kept for the sections other commands read.
@@ -275,7 +275,7 @@ impl Config {
     ///
     /// # Errors
     /// When the file cannot be read or parsed, or a value is invalid.
-    pub(crate) fn from_args(args: &ConnectionArgs) -> anyhow::Result<Config> {
+    pub fn from_args(args: &ConnectionArgs) -> anyhow::Result<Config> {
         Config::resolve(args, celeriac::DEFAULT_URL, celeriac::DEFAULT_URL)
     }
 
@@ -346,12 +346,17 @@ impl Config {
     ///
     /// # Errors
     /// As [`Config::from_args`].
-    pub(crate) fn with_default_urls(
+    pub fn with_default_urls(
         args: &ConnectionArgs,
         broker: &str,
         backend: &str,
     ) -> anyhow::Result<Config> {
         Config::resolve(args, broker, backend)
+    }
+
+    /// The library's settings (URLs, queue, timeouts).
+    pub fn app_config(&self) -> &AppConfig {
+        &self.app
     }
 
     /// An [`AppBuilder`] with these settings and no tasks.
@@ -363,7 +368,7 @@ impl Config {
     ///
     /// # Errors
     /// When the broker or backend cannot be opened or reached.
-    pub(crate) async fn connect(
+    pub async fn connect(
         &self,
         register: impl FnOnce(AppBuilder) -> AppBuilder,
     ) -> anyhow::Result<App> {
@@ -377,12 +382,12 @@ impl Config {
     }
 
     /// The broker URL, safe to print.
-    pub(crate) fn broker_display(&self) -> String {
+    pub fn broker_display(&self) -> String {
         redact(&self.app.broker_url)
     }
 
     /// The backend URL, safe to print.
-    pub(crate) fn backend_display(&self) -> String {
+    pub fn backend_display(&self) -> String {
         redact(&self.app.backend_url)
     }
 }

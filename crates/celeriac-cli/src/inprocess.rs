@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A running in-process worker.
-pub(crate) struct InProcessWorker {
+pub struct InProcessWorker {
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<celeriac::Result<()>>,
     stats: Arc<WorkerStats>,
@@ -22,7 +22,7 @@ pub(crate) struct InProcessWorker {
 
 impl InProcessWorker {
     /// Start a worker for `app`'s tasks.
-    pub(crate) fn start(app: App, options: WorkerOptions) -> InProcessWorker {
+    pub fn start(app: App, options: WorkerOptions) -> InProcessWorker {
         let worker = Worker::new(app, options);
         let stats = worker.stats();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -37,7 +37,7 @@ impl InProcessWorker {
     }
 
     /// The worker's counters.
-    pub(crate) fn stats(&self) -> &Arc<WorkerStats> {
+    pub fn stats(&self) -> &Arc<WorkerStats> {
         &self.stats
     }
 
@@ -45,7 +45,7 @@ impl InProcessWorker {
     ///
     /// # Errors
     /// When the worker failed to start (queues not declared) or panicked.
-    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -7,6 +7,9 @@
 //! 3. Otherwise run the beat until SIGINT/SIGTERM. Start as many as you
 //!    like against one broker, on one host or many: each run is sent once.
 //! 4. [`spawn_embedded`]: the same beat inside `celeriac worker -B`.
+//! 5. `--reload`: run under [`crate::reload`] (a changed schedule file or
+//!    source rebuilds and restarts the beat; its claims are atomic, so a
+//!    restart never sends a run twice).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +21,7 @@ use celeriac::App;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, ConnectionArgs};
+use crate::reload::ReloadArgs;
 
 /// Arguments of `celeriac beat`.
 #[derive(Debug, clap::Args)]
@@ -37,10 +41,21 @@ pub(crate) struct BeatArgs {
     /// beats sharing a broker do not all claim at once [default: 100]
     #[arg(long, value_name = "MS")]
     pub(crate) max_jitter: Option<u64>,
+
+    #[command(flatten)]
+    pub(crate) reload: ReloadArgs,
+}
+
+/// Run `celeriac beat` (with `--reload`, under a supervisor).
+pub(crate) fn start(args: BeatArgs) -> anyhow::Result<()> {
+    if args.reload.reload && !args.list {
+        return crate::reload::supervise(&args.reload, "beat");
+    }
+    crate::block_on(run(args))
 }
 
 /// Run `celeriac beat`.
-pub(crate) async fn run(args: BeatArgs) -> anyhow::Result<()> {
+async fn run(args: BeatArgs) -> anyhow::Result<()> {
     let entries = load(&args.schedule)?;
     let cfg = Config::from_args(&args.connection)?;
     let app = cfg.connect(|builder| builder).await?;
@@ -61,14 +76,9 @@ pub(crate) async fn run(args: BeatArgs) -> anyhow::Result<()> {
         entries = entries.len(),
         "starting beat"
     );
-    beat::run(
-        app,
-        entries,
-        options,
-        celeriac::shutdown::terminate_signal(),
-    )
-    .await
-    .context("running the beat")
+    beat::run(app, entries, options, crate::reload::stop_requested())
+        .await
+        .context("running the beat")
 }
 
 /// Read and check a schedule file; an empty one is allowed but warned of.

@@ -5,7 +5,7 @@
 //!    (`CELERIAC_API_TOKEN`), so it never shows in `ps` and is never printed.
 //!    Unset or empty means no authentication; a blank or short token (under
 //!    [`celeriac_http::MIN_TOKEN_CHARS`] characters) refuses to start.
-//! 2. Connect the app with the shipped tasks registered (so the dashboard
+//! 2. Connect the app with the binary's tasks registered (so the dashboard
 //!    and `POST /api/tasks/{name}` know their names). The test-only tasks
 //!    (`tasks.record`) are not among them, so the API refuses them unless
 //!    `--any-task` is given.
@@ -19,7 +19,7 @@ use anyhow::{bail, Context as _};
 use celeriac_http::HttpConfig;
 
 use crate::config::{Config, ConnectionArgs, TimeoutArgs};
-use crate::example_tasks::shipped_tasks;
+use crate::project::Tasks;
 
 /// Environment variable holding the API token.
 const TOKEN_ENV: &str = "CELERIAC_API_TOKEN";
@@ -115,10 +115,10 @@ impl ServeArgs {
 }
 
 /// Serve until SIGINT/SIGTERM.
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ServeArgs, tasks: &Tasks) -> anyhow::Result<()> {
     let http = args.http_config()?;
     let config = Config::from_args(&args.connection)?;
-    let app = config.connect(shipped_tasks).await?;
+    let app = config.connect(|b| tasks.register(b)).await?;
     let address = SocketAddr::new(args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await

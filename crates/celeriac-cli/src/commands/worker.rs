@@ -1,6 +1,6 @@
-//! `celeriac worker`: run the shipped tasks until SIGINT or SIGTERM
+//! `celeriac worker`: run the binary's tasks until SIGINT or SIGTERM
 //! (and, with `--with-test-tasks DIR`, the test-only tasks of
-//! [`crate::test_tasks`]).
+//! [`crate::test_tasks`]); with `--reload`, under [`crate::reload`].
 //!
 //! The library does the work ([`celeriac::Worker`]); this file only turns the
 //! validated [`WorkerConfig`] into an app and passes the signal future as the
@@ -13,7 +13,8 @@ use celeriac::shutdown::Shutdown;
 use celeriac::Worker;
 
 use crate::config::{ConnectionArgs, WorkerArgs, WorkerConfig};
-use crate::example_tasks::shipped_tasks;
+use crate::project::Tasks;
+use crate::reload::ReloadArgs;
 use crate::test_tasks::TestTasksDir;
 
 /// Arguments of `celeriac worker`.
@@ -30,10 +31,12 @@ pub(crate) struct Args {
     /// Schedule file for -B (the format of `celeriac beat --schedule`)
     #[arg(long, value_name = "FILE", requires = "beat")]
     pub(crate) schedule: Option<std::path::PathBuf>,
-    /// Posts database the post-history tasks read (tasks.query_posts_db,
-    /// tasks.substring_matches_by_platform, tasks.count_top_named_entities)
-    #[arg(long, value_name = "FILE", env = posts::tasks::POSTS_DB_ENV, default_value = posts::tasks::DEFAULT_POSTS_DB)]
-    pub(crate) posts_db: std::path::PathBuf,
+    #[command(flatten)]
+    pub(crate) reload: ReloadArgs,
+    /// Also register the example tasks (`tasks.add`…): what `bench` runs
+    /// in the workers it starts
+    #[arg(long, hide = true)]
+    pub(crate) with_example_tasks: bool,
     /// TEST ONLY, never in production: also run `tasks.record` and
     /// `tasks.slow_record`, which append a line to a file the caller names,
     /// limited to files directly inside DIR
@@ -46,10 +49,18 @@ pub(crate) struct Args {
     pub(crate) with_test_tasks: Option<std::path::PathBuf>,
 }
 
+/// Run a worker until SIGINT/SIGTERM; with `--reload`, a supervisor that
+/// runs it as a child process and replaces it when the sources change.
+pub(crate) fn start(args: Args, tasks: &Tasks) -> anyhow::Result<()> {
+    if args.reload.reload {
+        return crate::reload::supervise(&args.reload, "worker");
+    }
+    crate::block_on(run(args, tasks.clone()))
+}
+
 /// Run a worker until SIGINT/SIGTERM.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: Args, tasks: Tasks) -> anyhow::Result<()> {
     let cfg = WorkerConfig::from_args(&args.connection, &args.worker)?;
-    let posts = posts::tasks::PostsConfig::new(&args.posts_db);
     let test_tasks = match &args.with_test_tasks {
         Some(dir) if !dir.as_os_str().is_empty() => Some(TestTasksDir::open(dir)?),
         _ => None,
@@ -57,7 +68,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let app = cfg
         .config
         .connect(|b| {
-            let b = posts::tasks::register(shipped_tasks(b), &posts);
+            let b = tasks.register(b);
+            let b = if args.with_example_tasks {
+                crate::examples::register(b)
+            } else {
+                b
+            };
             match &test_tasks {
                 Some(dir) => crate::test_tasks::register(b, dir),
                 None => b,
@@ -80,7 +96,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "starting worker"
     );
     let shutdown = Shutdown::from_future(async {
-        celeriac::shutdown::terminate_signal().await;
+        crate::reload::stop_requested().await;
         tracing::warn!(
             "shutting down: finishing running tasks (send the signal again to exit now)"
         );

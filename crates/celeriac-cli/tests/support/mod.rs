@@ -21,8 +21,15 @@ use std::time::{Duration, Instant};
 
 use celeriac::App;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_celeriac");
+/// The binary under test: `celeriac` in this crate's tests, `post-history`
+/// in that crate's (which share this file).
+pub const BIN: &str = match (
+    option_env!("CARGO_BIN_EXE_celeriac"),
+    option_env!("CARGO_BIN_EXE_post-history"),
+) {
+    (Some(bin), _) | (None, Some(bin)) => bin,
+    (None, None) => panic!("no binary under test"),
+};
 
 /// A scratch directory with one SQLite file for broker and backend.
 pub struct Env {
@@ -239,4 +246,47 @@ pub fn stdout(output: &Output) -> String {
 /// Standard error as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The longest a test waits for a server to close a slow connection.
+const SLOW_CLIENT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Connect to `addr` and read until the server closes the connection;
+/// returns how long that took (or fails after `SLOW_CLIENT_LIMIT`).
+pub fn closed_after(addr: &str, send: &[u8]) -> Duration {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let started = Instant::now();
+    std::io::Write::write_all(&mut stream, send).expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    let mut buf = [0u8; 1024];
+    loop {
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(n) => panic!("answered: {:?}", String::from_utf8_lossy(&buf[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return started.elapsed(),
+        }
+        assert!(
+            started.elapsed() < SLOW_CLIENT_LIMIT,
+            "{addr}: connection still open after {SLOW_CLIENT_LIMIT:?}"
+        );
+    }
+}
+
+/// Both a silent client and one that stops half-way through its request
+/// head are cut off after about `timeout` (the server's header timeout).
+pub fn assert_slow_clients_are_closed(addr: &str, timeout: Duration) {
+    for send in [&b""[..], b"POST /rank HTTP/1.1\r\nHost: x\r\nContent-Le"] {
+        let waited = closed_after(addr, send);
+        assert!(
+            waited >= timeout - Duration::from_millis(20) && waited < timeout * 10,
+            "{addr} {send:?}: closed after {waited:?}"
+        );
+    }
 }

@@ -59,7 +59,6 @@ use serde::Serialize;
 use serde_json::Map;
 
 use crate::config::{Config, ConnectionArgs};
-use crate::example_tasks::shipped_tasks;
 use crate::inprocess::InProcessWorker;
 
 /// Arguments of `celeriac bench`.
@@ -442,7 +441,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .context("creating a scratch directory")?;
     let url = format!("sqlite://{}", scratch.path().join("bench.db").display());
     let config = Config::with_default_urls(&args.connection, &url, &url)?;
-    let app = config.connect(shipped_tasks).await?;
+    // The bench runs the example tasks whatever the binary registers.
+    let app = config.connect(crate::examples::register).await?;
     let waiting = app.broker().queue_depth(&args.queue).await?;
     if waiting > 0 {
         bail!(
@@ -705,7 +705,7 @@ impl Bench {
         let mut children = Vec::new();
         for i in 0..count {
             let mut cmd = tokio::process::Command::new(&exe);
-            cmd.arg("worker")
+            cmd.args(["worker", "--with-example-tasks"])
                 .args(["-Q", &self.args.queue])
                 .args(["-n", &format!("bench-{i}@{}", std::process::id())])
                 .args([

@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 type R = Result<(), Box<dyn std::error::Error>>;
 
 fn celeriac(args: &[&str], stdin: Option<&str>) -> std::io::Result<Output> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_celeriac"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_post-history"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -1,53 +1,46 @@
-//! `celeriac demo`: the whole round trip on one machine, no server needed.
+//! `celeriac demo`: the example tasks' whole round trip on one machine, no
+//! server needed; a project's demo runs it first ([`run_then`]).
 //!
 //! 1. Pick the broker and backend: `--broker`/`--backend` (or the usual
 //!    environment and file), else a scratch SQLite file in a temp directory.
-//! 2. Start a worker in this process ([`InProcessWorker`]) with the shipped
-//!    tasks, `tasks.wait_and_return` shortened to `--wait-secs`.
+//! 2. Start a worker in this process ([`InProcessWorker`]) with the example
+//!    tasks (and the project's), `tasks.wait_and_return` shortened to
+//!    `--wait-secs`.
 //! 3. Send a [`Plan`]: a list of [`DemoCall`]s, each with the value it must
 //!    return; show a progress bar (on a terminal only) fed by the results,
 //!    including the `PROGRESS` state of `tasks.sum_to_n_job`.
-//! 4. Print each call and its result; stop the worker; exit 0 only if every
+//! 4. Print each call and its result; stop the worker; fail unless every
 //!    result was the expected one.
-//!
-//! A plan is data, so a later demo adds its own plan and reuses
-//! [`run_plan`] and the printing.
-//!
-//! 5. Then the post-history system ([`super::demo_posts`]): posts database,
-//!    scheduled job, the seed's `worker.py` flow, the ranking server and an
-//!    example `/rank`, on a worker that also runs the post tasks.
+//! 5. Then the project's part, on a fresh in-process worker of the same app
+//!    (the post-history binary runs its system there).
 
 use std::io::IsTerminal as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use celeriac::protocol::TaskState;
-use celeriac::{App, AsyncResult, SendOptions, WorkerOptions};
+use celeriac::{App, AppBuilder, AsyncResult, SendOptions, WorkerOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
 
+use super::tasks::set_wait_and_return_secs;
 use crate::config::{Config, ConnectionArgs};
-use crate::example_tasks::{set_wait_and_return_secs, shipped_tasks};
 use crate::inprocess::InProcessWorker;
 
-/// Arguments of `celeriac demo`.
+/// Arguments of a `demo` command.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {
+pub struct DemoArgs {
     #[command(flatten)]
-    pub(crate) connection: ConnectionArgs,
+    connection: ConnectionArgs,
 
     /// Seconds tasks.wait_and_return sleeps in the demo (20 in a real worker)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
-    pub(crate) wait_secs: f64,
+    wait_secs: f64,
 
     /// Give up if the plan has not finished after this many seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
-    pub(crate) timeout: f64,
-
-    /// Posts database for the post-history part; generated and seeded when
-    /// it does not exist [default: a scratch file]
-    #[arg(long, value_name = "FILE", env = posts::tasks::POSTS_DB_ENV)]
-    pub(crate) posts_db: Option<std::path::PathBuf>,
+    timeout: f64,
 }
 
 /// One call of a demo plan.
@@ -100,8 +93,27 @@ impl Outcome {
     }
 }
 
-/// `celeriac demo`.
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+/// Run the example plan (the `celeriac demo` command).
+///
+/// # Errors
+/// Bad arguments, an unreachable broker, or a task that did not return
+/// its expected value in time.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    run_then(args, |builder, _| builder, async |_, _, _| Ok(())).await
+}
+
+/// Run the example plan with the project's tasks registered too
+/// (`register` gets the demo's scratch directory, e.g. for a database
+/// file), then the project's part `then(app, scratch_dir, timeout)` on a
+/// fresh in-process worker.
+///
+/// # Errors
+/// As [`run`], and `then`'s error.
+pub async fn run_then(
+    args: DemoArgs,
+    register: impl FnOnce(AppBuilder, &Path) -> AppBuilder,
+    then: impl AsyncFnOnce(&App, &Path, Duration) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     if !(args.wait_secs.is_finite() && args.wait_secs >= 0.0) {
         bail!("--wait-secs must be a non-negative number of seconds");
     }
@@ -119,13 +131,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // seed's Celery app did (the configuration's rule for every command).
     let config = Config::with_default_urls(&args.connection, &url, &url)?;
     set_wait_and_return_secs(args.wait_secs);
-    let posts = posts::tasks::PostsConfig::new(
-        args.posts_db
-            .clone()
-            .unwrap_or_else(|| scratch.path().join("posts.db")),
-    );
     let app = config
-        .connect(|b| posts::tasks::register(shipped_tasks(b), &posts))
+        .connect(|b| register(super::register(b), scratch.path()))
         .await?;
 
     println!(
@@ -168,9 +175,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let worker = InProcessWorker::start(app.clone(), options);
-    let posts_demo = super::demo_posts::run(&app, &posts, scratch.path(), timeout).await;
+    let project = then(&app, scratch.path(), timeout).await;
     worker.stop().await?;
-    posts_demo
+    project
 }
 
 /// Send every call of `plan`, then follow the results until all are ready
@@ -282,7 +289,7 @@ mod tests {
     #[tokio::test]
     async fn the_example_plan_runs_on_the_memory_broker() -> anyhow::Result<()> {
         set_wait_and_return_secs(0.0);
-        let app = shipped_tasks(
+        let app = super::super::register(
             App::builder()
                 .broker_url("memory://demo-test")
                 .backend_url("memory://demo-test"),

@@ -4,7 +4,7 @@
 //! `.venv/bin/schemathesis`).
 //!
 //! Each test starts the real binary (`celeriac serve` without a token,
-//! with a token, `celeriac rank-server`) on a free port, runs
+//! with a token, `post-history rank-server`) on a free port, runs
 //! `schemathesis run <url>/openapi.json` with a bounded number of cases per
 //! operation, and asserts exit status 0, "No issues found", and that every
 //! documented operation but the excluded one was tested with cases that all
@@ -32,7 +32,9 @@
 //! operation and phase; `CELERIAC_SCHEMATHESIS_SEED` picks the seed
 //! (default fixed, so a failure can be replayed; the run prints it).
 
+#[path = "../../celeriac-cli/tests/serve_support/mod.rs"]
 mod serve_support;
+#[path = "../../celeriac-cli/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead as _, BufReader, Read as _};
@@ -270,7 +272,7 @@ async fn serve_with_a_token_matches_its_openapi_document_and_needs_the_token() {
     assert_clean(&report, all - stream);
 }
 
-/// A running `celeriac rank-server --port 0`, killed on drop.
+/// A running `post-history rank-server --port 0`, killed on drop.
 struct RankServer {
     child: Child,
     url: String,

@@ -1,4 +1,5 @@
-//! The tasks the shipped `celeriac worker` runs.
+//! The example tasks: what the `celeriac` binary registers (and `bench`
+//! runs in any project's binary).
 //!
 //! This module doubles as an example of writing tasks with `#[task]`: a plain
 //! `fn` runs on the blocking pool, an `async fn` on the runtime, `bind` gives
@@ -13,7 +14,7 @@
 //!    `tasks.xsum(values)`, a chord body (Celery's own test suite has one
 //!    by that name).
 //!
-//! [`shipped_tasks`] registers them all on an [`AppBuilder`]. None of them
+//! [`register`] registers them all on an [`AppBuilder`]. None of them
 //! touches the file system; the test tasks that do (`tasks.record`) live in
 //! [`crate::test_tasks`] and are registered only on request.
 
@@ -32,8 +33,8 @@ const WAIT_AND_RETURN_DEFAULT_SECS: f64 = 20.0;
 /// environment).
 static WAIT_AND_RETURN_OVERRIDE: Mutex<Option<f64>> = Mutex::new(None);
 
-/// Register every shipped task on `builder`.
-pub(crate) fn shipped_tasks(builder: AppBuilder) -> AppBuilder {
+/// Register every example task on `builder`.
+pub fn register(builder: AppBuilder) -> AppBuilder {
     builder
         .task(add)
         .task(wait_and_return)

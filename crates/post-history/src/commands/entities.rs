@@ -13,7 +13,7 @@ use anyhow::Context;
 use posts::entities::eval::{self, Counts, EvalExample, Report};
 use posts::entities::{EntityKind, Extractor};
 
-/// Arguments of `celeriac entities`.
+/// Arguments of `post-history entities`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct EntitiesArgs {
     #[command(subcommand)]

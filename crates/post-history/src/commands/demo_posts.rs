@@ -1,4 +1,4 @@
-//! The post-history part of `celeriac demo`: the seed's whole system on one
+//! The post-history part of `post-history demo`: the seed's whole system on one
 //! machine (SPEC §5).
 //!
 //! 1. Posts database: use the one given (`--posts-db`/`POSTS_DB_PATH`), or

@@ -10,7 +10,7 @@ use posts::seed::{ActivityDistribution, IfExists, PlatformDistribution, SeedOpti
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// Arguments of `celeriac sample-data`.
+/// Arguments of `post-history sample-data`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SampleDataArgs {
     /// Directory to write the raw files into (created if needed).
@@ -24,7 +24,7 @@ pub(crate) struct SampleDataArgs {
     posts: usize,
 }
 
-/// Arguments of `celeriac preprocess`.
+/// Arguments of `post-history preprocess`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PreprocessArgs {
     /// Directory of the raw files (facebook_posts.csv, facebook_comments.csv, reddit.csv, twitter.jsonl).
@@ -38,7 +38,7 @@ pub(crate) struct PreprocessArgs {
     salt: String,
 }
 
-/// Arguments of `celeriac seed`.
+/// Arguments of `post-history seed`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SeedArgs {
     /// Directory of the normalized files (facebook.jsonl, reddit.jsonl, twitter.jsonl).

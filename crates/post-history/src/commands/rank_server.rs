@@ -1,4 +1,4 @@
-//! `celeriac rank-server`: the post-history ranking server.
+//! `post-history rank-server`: the post-history ranking server.
 //!
 //! Validates the flags, opens the result backend (`--backend`, the usual
 //! environment and file; only the backend is used: the entities are read
@@ -14,9 +14,9 @@ use posts::ranking::server::{RankServerConfig, ServerOptions, DEFAULT_MAX_BODY_B
 use posts::ranking::MatchOptions;
 use posts::tasks::SCHEDULED_TOP_ENTITIES_KEY;
 
-use crate::config::{Config, ConnectionArgs, TimeoutArgs};
+use celeriac_cli::{Config, ConnectionArgs, TimeoutArgs};
 
-/// Arguments of `celeriac rank-server`.
+/// Arguments of `post-history rank-server`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
@@ -54,7 +54,7 @@ pub(crate) struct Args {
     pub(crate) timeouts: TimeoutArgs,
 }
 
-/// Run `celeriac rank-server`.
+/// Run `post-history rank-server`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if !(args.refresh.is_finite() && args.refresh >= 0.01) {
         bail!("--refresh must be at least 0.01 seconds");
@@ -64,7 +64,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     let timeouts = args.timeouts.timeouts()?;
     let config = Config::from_args(&args.connection)?;
-    let backend = celeriac::backend_from_url(&config.app)
+    let backend = celeriac::backend_from_url(config.app_config())
         .await
         .with_context(|| format!("opening the result backend {}", config.backend_display()))?;
     let server = RankServerConfig {

@@ -1,8 +1,9 @@
-//! `celeriac rank-server` as a process: it announces its address, ranks
+//! `post-history rank-server` as a process: it announces its address, ranks
 //! with the entities found under the key in the configured backend (here
 //! the embedded SQLite file), picks up a new record without a restart,
 //! answers 400 for a bad body, and exits 0 on SIGTERM.
 
+#[path = "../../celeriac-cli/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead as _, BufReader};
@@ -141,4 +142,46 @@ async fn rank_server_ranks_with_the_stored_entities() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(exit.success(), "{exit}");
+}
+
+/// A client that sends nothing, or stops half-way through its request
+/// head, is cut off at `--header-timeout`; a zero timeout is refused.
+#[test]
+fn rank_server_closes_silent_and_half_sent_connections() {
+    let env = Env::new();
+    let timeout = Duration::from_millis(400);
+    let mut rank = Command::new(support::BIN)
+        .args(["rank-server", "--port", "0", "--header-timeout", "0.4"])
+        .env("CELERIAC_RESULT_BACKEND", &env.url)
+        .env("CELERIAC_BROKER_URL", &env.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rank-server");
+    let mut line = String::new();
+    BufReader::new(rank.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("banner");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let outcome =
+        std::panic::catch_unwind(|| support::assert_slow_clients_are_closed(&addr, timeout));
+    let _ = rank.kill();
+    let _ = rank.wait();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+
+    let out = env.run(["rank-server", "--header-timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("--header-timeout"),
+        "{}",
+        support::stderr(&out)
+    );
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 type R = Result<(), Box<dyn std::error::Error>>;
 
 fn celeriac(args: &[&str], cwd: &Path) -> std::io::Result<Output> {
-    Command::new(env!("CARGO_BIN_EXE_celeriac"))
+    Command::new(env!("CARGO_BIN_EXE_post-history"))
         .args(args)
         .current_dir(cwd)
         .env_remove("POSTS_DB_PATH")

@@ -1,7 +1,7 @@
 //! The seed 002 deployment: `deploy/nginx/celeriac.conf` run by a real
 //! nginx (Debian's package; `CELERIAC_TEST_NGINX` names the binary,
 //! `scripts/test.sh` installs it) on a free loopback port, in front of real
-//! `celeriac serve`, `celeriac rank-server` and `celeriac worker`
+//! `post-history serve`, `post-history rank-server` and `post-history worker`
 //! processes on one SQLite file. The config is used as committed, with its
 //! listen port and the two upstream addresses replaced by free ports.
 //!
@@ -13,7 +13,9 @@
 //! proxy (nginx passes the browser's Host), and bodies over the services'
 //! 1 MiB limit get a 413 (from nginx, which has the same limit).
 
+#[path = "../../celeriac-cli/tests/serve_support/mod.rs"]
 mod serve_support;
+#[path = "../../celeriac-cli/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};
@@ -118,7 +120,7 @@ fn start_nginx(dir: &Path, site: &str) -> Process {
     }
 }
 
-/// `celeriac rank-server` on `port`, ready once it prints its address.
+/// `post-history rank-server` on `port`, ready once it prints its address.
 fn start_rank_server(env: &Env, port: u16) -> Process {
     let log = env.path("rank.log");
     let mut child = env

@@ -1,8 +1,9 @@
-//! The post-history system through the built binary: `celeriac demo` on the
+//! The post-history system through the built binary: `post-history demo` on the
 //! embedded default and on Redis (posts database, scheduled job, the
-//! `worker.py` flow, the ranking server), and `celeriac worker --posts-db`
+//! `worker.py` flow, the ranking server), and `post-history worker --posts-db`
 //! running the post tasks for a producer.
 
+#[path = "../../celeriac-cli/tests/support/mod.rs"]
 mod support;
 
 #[path = "../../celeriac/tests/support/mod.rs"]
@@ -33,7 +34,7 @@ fn check_demo_output(text: &str) {
     }
 }
 
-/// `celeriac demo` on the embedded default with `posts_db`; its stdout,
+/// `post-history demo` on the embedded default with `posts_db`; its stdout,
 /// after checking it exited 0.
 fn run_demo(env: &Env, posts_db: &std::path::Path) -> String {
     let out = env
