@@ -6,7 +6,9 @@
 //!    Unset or empty means no authentication; a blank or short token (under
 //!    [`celeriac_http::MIN_TOKEN_CHARS`] characters) refuses to start.
 //! 2. Connect the app with the shipped tasks registered (so the dashboard
-//!    and `POST /api/tasks/{name}` know their names). The test-only tasks
+//!    and `POST /api/tasks/{name}` know their names), and serve the seed's
+//!    producer routes declared next to them
+//!    ([`crate::example_tasks::producer_routes`]). The test-only tasks
 //!    (`tasks.record`) are not among them, so the API refuses them unless
 //!    `--any-task` is given.
 //! 3. Bind, print `listening on http://ADDR` on stdout (with `--port 0` the
@@ -19,7 +21,7 @@ use anyhow::{bail, Context as _};
 use celeriac_http::HttpConfig;
 
 use crate::config::{Config, ConnectionArgs, TimeoutArgs};
-use crate::example_tasks::shipped_tasks;
+use crate::example_tasks::{producer_routes, shipped_tasks};
 
 /// Environment variable holding the API token.
 const TOKEN_ENV: &str = "CELERIAC_API_TOKEN";
@@ -106,6 +108,7 @@ impl ServeArgs {
             allow_unregistered_tasks: self.any_task,
             cors_any_origin: self.cors,
             timeouts: self.timeouts.timeouts()?,
+            producer_routes: producer_routes(),
             ..HttpConfig::default()
         };
         http.check()
