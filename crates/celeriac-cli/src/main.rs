@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         .about("Celeriac: a Celery-compatible distributed task queue (the example tasks)")
         .version(env!("CARGO_PKG_VERSION"))
         .tasks(examples::register)
+        .producer_routes(examples::producer_routes())
         .commands(|own: Own, _| match own {
             Own::Demo(args) => celeriac_cli::block_on(examples::demo::run(args)),
         })

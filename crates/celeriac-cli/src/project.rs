@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use celeriac::AppBuilder;
+use celeriac_http::ProducerRoute;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::Builtin;
@@ -46,6 +47,7 @@ pub struct Project<O = NoOptions, C = NoCommands> {
     about: Option<&'static str>,
     version: Option<&'static str>,
     register: Register<O>,
+    producer_routes: Vec<ProducerRoute>,
     handler: Option<Handler<O, C>>,
 }
 
@@ -101,6 +103,7 @@ where
             about: None,
             version: None,
             register: Arc::new(|builder, _| builder),
+            producer_routes: Vec::new(),
             handler: None,
         }
     }
@@ -142,6 +145,13 @@ where
         self
     }
 
+    /// Producer routes `serve` offers under `/producer/api/{name}`, each
+    /// sending one of the binary's tasks (see [`ProducerRoute`]).
+    pub fn producer_routes(mut self, routes: Vec<ProducerRoute>) -> Self {
+        self.producer_routes = routes;
+        self
+    }
+
     /// Add the project's own subcommands `C2`, run by `handler` (which
     /// also receives the options). A name that is also a built-in command
     /// replaces it.
@@ -154,6 +164,7 @@ where
             about: self.about,
             version: self.version,
             register: self.register,
+            producer_routes: self.producer_routes,
             handler: Some(Box::new(handler)),
         }
     }
@@ -194,7 +205,10 @@ where
         crate::logging::init(loglevel.as_deref(), cli.command.default_log_level());
         let options = Arc::new(options);
         let register = Arc::clone(&self.register);
-        let tasks = Tasks(Arc::new(move |builder| register(builder, &options)));
+        let tasks = Tasks {
+            register: Arc::new(move |builder| register(builder, &options)),
+            producer_routes: self.producer_routes,
+        };
         cli.command.run(&tasks)
     }
 
@@ -226,15 +240,24 @@ where
     }
 }
 
-/// The binary's task registration, with its options applied: what the
-/// `worker`, `serve` and `bench` commands build their app with.
+/// The binary's task registration, with its options applied, and its
+/// producer routes: what the `worker` and `serve` commands build their app
+/// and routes with.
 #[derive(Clone)]
-pub(crate) struct Tasks(Arc<dyn Fn(AppBuilder) -> AppBuilder + Send + Sync>);
+pub(crate) struct Tasks {
+    register: Arc<dyn Fn(AppBuilder) -> AppBuilder + Send + Sync>,
+    producer_routes: Vec<ProducerRoute>,
+}
 
 impl Tasks {
     /// Register the binary's tasks on `builder`.
     pub(crate) fn register(&self, builder: AppBuilder) -> AppBuilder {
-        (self.0)(builder)
+        (self.register)(builder)
+    }
+
+    /// The binary's producer routes.
+    pub(crate) fn producer_routes(&self) -> &[ProducerRoute] {
+        &self.producer_routes
     }
 }
 

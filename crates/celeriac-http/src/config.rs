@@ -1,12 +1,15 @@
 //! [`HttpConfig`]: how the server behaves (auth, limits, what it watches).
 //!
 //! Plain values with defaults; the binary fills them from flags and the
-//! environment. The API token is only ever compared, never logged, and
+//! environment, and declares its producer routes ([`ProducerRoute`]).
+//! The API token is only ever compared, never logged, and
 //! `Debug` prints it as `***`.
 
 use std::time::Duration;
 
 use celeriac_serve::ConnectionTimeouts;
+
+use crate::producer_route::ProducerRoute;
 
 /// The shortest API token [`crate::serve`] accepts, in characters.
 pub const MIN_TOKEN_CHARS: usize = 16;
@@ -44,6 +47,10 @@ pub struct HttpConfig {
     /// How often the backend is polled for tasks that are not finished
     /// (progress, and outcomes when workers send no task events).
     pub poll_interval: Duration,
+    /// The application's producer routes, served under `/producer/api/`
+    /// and listed in the OpenAPI document (none by default). Names must be
+    /// unique ([`HttpConfig::check`]).
+    pub producer_routes: Vec<ProducerRoute>,
 }
 
 impl Default for HttpConfig {
@@ -59,6 +66,7 @@ impl Default for HttpConfig {
             timeouts: ConnectionTimeouts::default(),
             sample_interval: Duration::from_secs(2),
             poll_interval: Duration::from_millis(500),
+            producer_routes: Vec::new(),
         }
     }
 }
@@ -68,10 +76,14 @@ impl HttpConfig {
     /// protected: a token that is blank or shorter than
     /// [`MIN_TOKEN_CHARS`] (once trimmed; the token compared is the trimmed
     /// one). No token at all means no authentication, as documented.
+    /// Refuse producer routes that cannot be served: an invalid name or
+    /// field ([`ProducerRoute::check`]), or two routes with one name.
     ///
     /// # Errors
-    /// [`crate::Error::WeakToken`].
+    /// [`crate::Error::WeakToken`], [`crate::Error::InvalidProducerRoute`],
+    /// [`crate::Error::DuplicateProducerRoute`].
     pub fn check(&self) -> Result<(), crate::Error> {
+        crate::producer_route::check_all(&self.producer_routes)?;
         if let Some(token) = &self.api_token {
             let chars = token.trim().chars().count();
             if chars < MIN_TOKEN_CHARS {
@@ -98,6 +110,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("timeouts", &self.timeouts)
             .field("sample_interval", &self.sample_interval)
             .field("poll_interval", &self.poll_interval)
+            .field("producer_routes", &self.producer_routes)
             .finish()
     }
 }

@@ -2,7 +2,8 @@
 //! ([`ApiError`]).
 //!
 //! 1. [`Error`] is what [`crate::serve`] returns: the configuration is
-//!    refused (a weak token), or the listener failed.
+//!    refused (a weak token, an invalid or duplicate producer route), or
+//!    the listener failed.
 //! 2. [`ApiError`] is every unsuccessful HTTP answer: a status and a JSON
 //!    body `{"error": "<message naming the problem>"}`. Bad input is always
 //!    a 4xx; a broker or backend outage is a 503; a 500 means a bug.
@@ -35,6 +36,23 @@ pub enum Error {
         chars: usize,
         /// The minimum.
         min: usize,
+    },
+    /// A declared producer route cannot be served: its name is empty or
+    /// has characters other than `a-z`, `0-9`, `_`, `-`, its task name is
+    /// blank, or a body field is blank or declared twice
+    /// ([`crate::ProducerRoute::check`]).
+    #[error("producer route {name:?}: {reason}")]
+    InvalidProducerRoute {
+        /// The route's name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Two producer routes have the same name.
+    #[error("producer route {name:?} is declared twice")]
+    DuplicateProducerRoute {
+        /// The name declared twice.
+        name: String,
     },
 }
 

@@ -7,9 +7,15 @@
 //! events, task registry), an [`HttpConfig`] and a shutdown future, and
 //! serves until the future resolves:
 //!
-//! - the seed's producer routes under `/producer/api/` (`wait_and_return`,
-//!   `sum` and their `/{job_id}` status routes, same JSON shapes; publishing
-//!   `wait_and_return` is a `POST`: a `GET` never sends a task);
+//! - the application's producer routes under `/producer/api/`, declared
+//!   as [`ProducerRoute`]s in [`HttpConfig::producer_routes`] (none by
+//!   default): for each, `POST /producer/api/{name}` sends the route's task
+//!   with the JSON body's fields as positional arguments (each checked
+//!   against its [`ArgType`]) and answers `{"message": "job published",
+//!   "job_id"}`, `GET /producer/api/{name}/{job_id}` answers `{"ready",
+//!   "result"}`, and a `GET` on the publishing path is a 405: a `GET` never
+//!   sends a task. The framework names no task: `celeriac serve` declares
+//!   the seed's two routes next to the tasks they send;
 //! - a generic task API under `/api/tasks`: send any task by name, read any
 //!   task's state, progress, result, traceback and relations (parent,
 //!   children, group, chord body), revoke, retry;
@@ -19,7 +25,9 @@
 //!   (list, requeue), and live updates as server-sent events;
 //! - `/dashboard` (with task and group pages), its assets embedded in the
 //!   binary;
-//! - `/metrics` (Prometheus), `/openapi.json`, `/health`.
+//! - `/metrics` (Prometheus), `/openapi.json` (listing exactly the declared
+//!   producer routes; [`openapi`]), `/health`; [`routes`] lists every
+//!   route a configuration serves.
 //!
 //! A *monitor* keeps what the server knows: recent tasks, workers and
 //! queues, fed by one subscription to the app's events, by sends through
@@ -33,9 +41,16 @@
 //!     .build()
 //!     .await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! // POST /producer/api/add {"x": 2, "y": 3} sends tasks.add(2, 3).
+//! let config = celeriac_http::HttpConfig {
+//!     producer_routes: vec![celeriac_http::ProducerRoute::new("add", "tasks.add")
+//!         .arg("x", celeriac_http::ArgType::Integer)
+//!         .arg("y", celeriac_http::ArgType::Integer)],
+//!     ..celeriac_http::HttpConfig::default()
+//! };
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! # drop(stop);
-//! celeriac_http::serve(listener, app, celeriac_http::HttpConfig::default(), async move {
+//! celeriac_http::serve(listener, app, config, async move {
 //!     let _ = stopped.await;
 //! })
 //! .await?;
@@ -45,7 +60,9 @@
 //! # Layout
 //! - `server`: [`serve`], the shared state, graceful shutdown.
 //! - `routes`: the router and one module per group of routes; handlers
-//!   are thin and call `service`.
+//!   are thin and call `service`. The producer routes' handlers and
+//!   OpenAPI paths are generated from the declarations
+//!   (`producer_route`: [`ProducerRoute`], [`ArgType`]).
 //! - `service`: sending, reading, revoking, retrying, dead letters.
 //! - `monitor`: tasks, workers and queues as events tell them; live updates.
 //! - `background`: the event subscription, queue sampler, backend poller,
@@ -65,6 +82,7 @@ mod extract;
 mod guard;
 mod metrics;
 mod monitor;
+mod producer_route;
 pub mod pyrepr;
 mod routes;
 mod server;
@@ -74,6 +92,7 @@ pub mod views;
 pub use celeriac_serve::ConnectionTimeouts;
 pub use config::{HttpConfig, MIN_TOKEN_CHARS};
 pub use error::{ApiError, Error};
+pub use producer_route::{ArgType, ProducerArg, ProducerRoute};
 pub use routes::openapi::openapi;
-pub use routes::ROUTES;
+pub use routes::routes;
 pub use server::serve;

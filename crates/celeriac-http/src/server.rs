@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: Sessions,
     /// Fires when the server is stopping.
     pub(crate) shutdown: Shutdown,
+    /// The OpenAPI document, with the declared producer routes.
+    pub(crate) openapi: utoipa::openapi::OpenApi,
 }
 
 impl Shared {
@@ -42,6 +44,7 @@ impl Shared {
         queues.extend(config.queues.iter().cloned());
         Shared {
             monitor: Monitor::new(config.history, &queues),
+            openapi: crate::openapi(&config.producer_routes),
             app,
             config,
             sessions: Sessions::default(),
@@ -72,8 +75,10 @@ impl Shared {
 ///
 /// # Errors
 /// [`Error::WeakToken`] before serving anything when the configured token
-/// is blank or too short ([`HttpConfig::check`]); [`Error::Io`] when
-/// accepting connections fails.
+/// is blank or too short, [`Error::InvalidProducerRoute`] or
+/// [`Error::DuplicateProducerRoute`] when a producer route cannot be
+/// served ([`HttpConfig::check`]); [`Error::Io`] when accepting
+/// connections fails.
 pub async fn serve(
     listener: TcpListener,
     app: App,

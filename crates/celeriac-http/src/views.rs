@@ -5,7 +5,9 @@
 //! generated from them). Request bodies reject unknown fields, so a typo
 //! (`"kwarg"`) is a 422 naming the field rather than silently ignored.
 //!
-//! 1. The seed's producer shapes: [`JobPublished`], [`JobStatus`], [`SumRequest`].
+//! 1. The producer routes' answers (the seed's shapes): [`JobPublished`],
+//!    [`JobStatus`]; their request bodies are built from the declared
+//!    fields ([`crate::ProducerRoute`]).
 //! 2. Generic tasks: [`SendTaskRequest`], [`SendOptions`], [`TaskView`],
 //!    [`TaskList`], [`RevokeResponse`].
 //! 3. The cluster: [`WorkerView`], [`WorkerDetail`], [`RateLimitRequest`],
@@ -25,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-/// The seed's answer to publishing a job.
+/// The answer to publishing a job on a producer route (the seed's shape).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobPublished {
     /// Always `"job published"`.
@@ -44,7 +46,7 @@ impl JobPublished {
     }
 }
 
-/// The seed's answer to polling a job.
+/// The answer to polling a job on a producer route (the seed's shape).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobStatus {
     /// True once the task finished (SUCCESS, FAILURE or REVOKED).
@@ -52,14 +54,6 @@ pub struct JobStatus {
     /// The return value when ready (for a failure, the stored
     /// `{exc_type, exc_message, exc_module}`); null before. Any JSON value.
     pub result: Value,
-}
-
-/// The seed's body for `POST /producer/api/sum`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SumRequest {
-    /// Add up 1..=number.
-    pub number: u64,
 }
 
 /// Body of `POST /api/tasks/{name}`; every field may be left out.
@@ -534,7 +528,6 @@ mod tests {
 
     #[test]
     fn bodies_reject_unknown_fields() {
-        assert!(serde_json::from_value::<SumRequest>(json!({"number": 3, "x": 1})).is_err());
         assert!(serde_json::from_value::<SendTaskRequest>(json!({"kwarg": {}})).is_err());
         let empty: SendTaskRequest = serde_json::from_value(json!({})).expect("defaults");
         assert!(empty.args.is_empty());

@@ -90,6 +90,7 @@ fn main() -> std::process::ExitCode {
                 &options.posts(Path::new(posts::tasks::DEFAULT_POSTS_DB)),
             )
         })
+        .producer_routes(examples::producer_routes())
         .commands(run)
         .run()
 }

@@ -6,7 +6,9 @@
 //!    Unset or empty means no authentication; a blank or short token (under
 //!    [`celeriac_http::MIN_TOKEN_CHARS`] characters) refuses to start.
 //! 2. Connect the app with the binary's tasks registered (so the dashboard
-//!    and `POST /api/tasks/{name}` know their names). The test-only tasks
+//!    and `POST /api/tasks/{name}` know their names), and serve the
+//!    producer routes the binary declares ([`crate::Project::producer_routes`]).
+//!    The test-only tasks
 //!    (`tasks.record`) are not among them, so the API refuses them unless
 //!    `--any-task` is given.
 //! 3. Bind, print `listening on http://ADDR` on stdout (with `--port 0` the
@@ -73,7 +75,7 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn http_config(&self) -> anyhow::Result<HttpConfig> {
+    fn http_config(&self, tasks: &Tasks) -> anyhow::Result<HttpConfig> {
         if self.body_limit < 64 {
             bail!(
                 "--body-limit must be at least 64 bytes, got {}",
@@ -106,6 +108,7 @@ impl ServeArgs {
             allow_unregistered_tasks: self.any_task,
             cors_any_origin: self.cors,
             timeouts: self.timeouts.timeouts()?,
+            producer_routes: tasks.producer_routes().to_vec(),
             ..HttpConfig::default()
         };
         http.check()
@@ -116,7 +119,7 @@ impl ServeArgs {
 
 /// Serve until SIGINT/SIGTERM.
 pub(crate) async fn run(args: ServeArgs, tasks: &Tasks) -> anyhow::Result<()> {
-    let http = args.http_config()?;
+    let http = args.http_config(tasks)?;
     let config = Config::from_args(&args.connection)?;
     let app = config.connect(|b| tasks.register(b)).await?;
     let address = SocketAddr::new(args.bind, args.port);

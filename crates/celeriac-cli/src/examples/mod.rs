@@ -6,4 +6,4 @@
 pub mod demo;
 mod tasks;
 
-pub use tasks::register;
+pub use tasks::{producer_routes, register};

@@ -14,7 +14,10 @@
 //!    `tasks.xsum(values)`, a chord body (Celery's own test suite has one
 //!    by that name).
 //!
-//! [`register`] registers them all on an [`AppBuilder`]. None of them
+//! [`register`] registers them all on an [`AppBuilder`];
+//! [`producer_routes`] declares the seed's HTTP producer routes that send
+//! two of them (a binary's `serve` gets them through
+//! [`crate::Project::producer_routes`]). None of them
 //! touches the file system; the test tasks that do (`tasks.record`) live in
 //! [`crate::test_tasks`] and are registered only on request.
 
@@ -22,6 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use celeriac::{task, AppBuilder, Context, TaskError};
+use celeriac_http::{ArgType, ProducerRoute};
 use serde_json::{json, Number, Value};
 
 /// Environment variable overriding how long `tasks.wait_and_return` sleeps.
@@ -109,6 +113,21 @@ fn as_integer(n: &Number) -> Option<i128> {
 
 fn number_as_f64(n: &Number) -> f64 {
     n.as_f64().unwrap_or(f64::NAN)
+}
+
+/// The seed's producer routes, served by `celeriac serve` under
+/// `/producer/api/`: `POST /producer/api/wait_and_return` (no body) sends
+/// [`wait_and_return`]; `POST /producer/api/sum` `{"number": n}` sends
+/// [`sum_to_n_job`]`(n)`. Each answers `{"message": "job published",
+/// "job_id"}`, and `GET /producer/api/{name}/{job_id}` `{"ready", "result"}`.
+pub fn producer_routes() -> Vec<ProducerRoute> {
+    vec![
+        ProducerRoute::new("wait_and_return", wait_and_return::NAME)
+            .description("Queue the task that waits 20 s and returns \"Hello World!\"."),
+        ProducerRoute::new("sum", sum_to_n_job::NAME)
+            .arg("number", ArgType::UnsignedInteger)
+            .description("Queue the sum of 1..=number."),
+    ]
 }
 
 /// Sleep (20 s, or `CELERIAC_WAIT_AND_RETURN_SECS`), then return
@@ -241,6 +260,26 @@ mod tests {
         let err = xsum::run(vec![n(json!(u64::MAX)), n(json!(1))]).expect_err("overflow");
         assert_eq!(err.exc_type, "OverflowError");
         Ok(())
+    }
+
+    #[test]
+    fn the_seeds_producer_routes_are_valid_and_send_shipped_tasks() {
+        let routes = producer_routes();
+        let config = celeriac_http::HttpConfig {
+            producer_routes: routes.clone(),
+            ..celeriac_http::HttpConfig::default()
+        };
+        assert!(config.check().is_ok());
+        let names: Vec<(&str, &str)> = routes.iter().map(|r| (r.name(), r.task())).collect();
+        assert_eq!(
+            names,
+            [
+                ("wait_and_return", "tasks.wait_and_return"),
+                ("sum", "tasks.sum_to_n_job")
+            ]
+        );
+        assert_eq!(routes[1].args().len(), 1);
+        assert_eq!(routes[1].args()[0].name, "number");
     }
 
     #[test]

@@ -5,13 +5,16 @@
 //! before authentication), the cross-site refusal of state-changing
 //! requests (`crate::guard`), authentication, body size limit.
 //! Unknown paths are a JSON 404 and wrong methods a JSON 405 — after
-//! authentication, so without the token every path is a 401.
+//! authentication, so without the token every path is a 401. The producer
+//! routes come from [`crate::HttpConfig::producer_routes`] and sit behind
+//! the same layers as every other route.
 
 pub(crate) mod cluster;
 pub(crate) mod dashboard;
 pub(crate) mod groups;
 pub(crate) mod openapi;
 pub(crate) mod producer;
+pub(crate) mod producer_doc;
 pub(crate) mod scheduled;
 pub(crate) mod stream;
 pub(crate) mod tasks;
@@ -31,12 +34,9 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::server::Shared;
 
-/// Every route the server answers, as `(method, path)`; tests enumerate it.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/producer/api/wait_and_return"),
-    ("GET", "/producer/api/wait_and_return/{job_id}"),
-    ("POST", "/producer/api/sum"),
-    ("GET", "/producer/api/sum/{job_id}"),
+/// The routes every server answers, as `(method, path)`, besides the
+/// producer routes; [`routes`] lists them all.
+const FIXED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tasks"),
     ("POST", "/api/tasks/{task}"),
     ("GET", "/api/tasks/{task}"),
@@ -67,6 +67,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/dashboard/login"),
 ];
 
+/// Every route a server with these producer routes answers, as `(method,
+/// path)`: for each producer route `POST /producer/api/{name}` and `GET
+/// /producer/api/{name}/{job_id}` (in declared order), then the fixed
+/// routes. Tests enumerate it.
+pub fn routes(producer_routes: &[crate::ProducerRoute]) -> Vec<(&'static str, String)> {
+    let mut all = Vec::with_capacity(2 * producer_routes.len() + FIXED_ROUTES.len());
+    for route in producer_routes {
+        all.push(("POST", producer::publish_path(route)));
+        all.push(("GET", producer::status_path(route)));
+    }
+    all.extend(
+        FIXED_ROUTES
+            .iter()
+            .map(|(method, path)| (*method, (*path).to_owned())),
+    );
+    all
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route; see /openapi.json")
 }
@@ -84,17 +102,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    let mut router = Router::new()
-        .route(
-            "/producer/api/wait_and_return",
-            post(producer::publish_wait_and_return).get(producer::wait_and_return_needs_post),
-        )
-        .route(
-            "/producer/api/wait_and_return/{job_id}",
-            get(producer::wait_and_return_status),
-        )
-        .route("/producer/api/sum", post(producer::publish_sum))
-        .route("/producer/api/sum/{job_id}", get(producer::sum_status))
+    let mut router = producer::add(Router::new(), &shared.config.producer_routes)
         .route("/api/tasks", get(tasks::list_tasks))
         .route(
             "/api/tasks/{task}",

@@ -1,5 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations and the
-//! types of [`crate::views`]; served at `/openapi.json`.
+//! types of [`crate::views`], plus the paths of the declared producer
+//! routes (`crate::routes::producer_doc`); built once when the server
+//! starts and served at `/openapi.json`.
 //!
 //! The answers the layers in front of every handler give (see
 //! [`crate::routes`]) are added to each operation by [`LayerAnswers`], so a
@@ -10,6 +12,9 @@
 //! `crates/celeriac-cli/tests/schemathesis.rs` checks the document against
 //! the running server.
 
+use std::sync::Arc;
+
+use axum::extract::State;
 use axum::Json;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -17,7 +22,9 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{cluster, groups, producer, scheduled, stream, tasks, workers};
+use crate::producer_route::ProducerRoute;
+use crate::routes::{cluster, groups, producer_doc, scheduled, stream, tasks, workers};
+use crate::server::Shared;
 use crate::views;
 
 struct BearerAuth;
@@ -122,9 +129,6 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
 #[openapi(
     info(title = "Celeriac producer API", description = "Send Celery tasks, read their state and results, watch workers and queues. When CELERIAC_API_TOKEN is set, every route but /health needs `Authorization: Bearer <token>`."),
     paths(
-        producer::publish_wait_and_return, producer::wait_and_return_needs_post,
-        producer::wait_and_return_status,
-        producer::publish_sum, producer::sum_status,
         tasks::send_task, tasks::get_task, tasks::list_tasks, tasks::revoke_task, tasks::retry_task,
         groups::send_group, groups::get_group,
         cluster::workers, cluster::queues, cluster::overview, cluster::dead_letters, cluster::requeue,
@@ -133,7 +137,7 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         scheduled::list,
     ),
     components(schemas(
-        ErrorBody, views::JobPublished, views::JobStatus, views::SumRequest,
+        ErrorBody, views::JobPublished, views::JobStatus,
         views::SendTaskRequest, views::SendOptions, views::TaskSent, views::TaskView, views::Progress,
         views::TaskList, views::RevokeResponse, views::WorkerView, views::QueueView,
         views::DeadLetterView, views::Overview, views::Health, views::Requeued,
@@ -142,17 +146,22 @@ fn layer_answers(operation: &mut Operation, open: bool, state_changing: bool) {
         views::RateLimitRequest, views::ControlReply,
         views::ScheduledList, views::ScheduledTask,
     )),
-    modifiers(&BearerAuth, &LayerAnswers),
+    modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
 
-/// The OpenAPI document of this server.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The OpenAPI document of a server with these producer routes
+/// ([`crate::HttpConfig::producer_routes`]): every fixed route, and the
+/// three paths of each producer route.
+pub fn openapi(producer_routes: &[ProducerRoute]) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    producer_doc::add_paths(&mut document, producer_routes);
+    LayerAnswers.modify(&mut document);
+    document
 }
 
 /// `GET /openapi.json`.
-pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi())
+pub(crate) async fn document(State(shared): State<Arc<Shared>>) -> Json<utoipa::openapi::OpenApi> {
+    Json(shared.openapi.clone())
 }

@@ -1,54 +1,100 @@
-//! The seed's producer routes, with its JSON shapes (the FastAPI producer
-//! of the Celery + FastAPI example):
+//! The application's producer routes ([`crate::ProducerRoute`], declared in
+//! [`crate::HttpConfig::producer_routes`]), with the JSON shapes of the
+//! FastAPI producer of the Celery + FastAPI example. For a route `name`:
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /producer/api/wait_and_return` | `{"message": "job published", "job_id"}` |
-//! | `GET /producer/api/wait_and_return/{job_id}` | `{"ready", "result"}` |
-//! | `POST /producer/api/sum` `{"number": n}` | `{"message": "job published", "job_id"}` |
-//! | `GET /producer/api/sum/{job_id}` | `{"ready", "result"}` |
+//! | `POST /producer/api/{name}` (its body fields, if any) | `{"message": "job published", "job_id"}` |
+//! | `GET /producer/api/{name}/{job_id}` | `{"ready", "result"}` |
+//! | `GET /producer/api/{name}` | 405, `Allow: POST` |
 //!
-//! Tasks are sent by name (`tasks.wait_and_return`, `tasks.sum_to_n_job`),
-//! registered here or not, as the seed's `delay()` does. An unknown job id
-//! reads as not ready, as Celery's `AsyncResult` does.
+//! The task is sent by name, registered here or not, as Celery's `delay()`
+//! does, with the body's fields as positional arguments in declared order.
+//! A route with fields reads a JSON body (`Content-Type:
+//! application/json`, 415 otherwise); a field missing, of the wrong type
+//! or not declared is a 422 naming it. A route without fields reads no
+//! body. An unknown job id reads as not ready, as Celery's `AsyncResult`
+//! does. Names not declared are the router's JSON 404.
 //!
-//! The seed published `wait_and_return` on a `GET`; here that `GET` answers
-//! 405 with a message saying to use `POST` (same answer), because a `GET`
-//! must not send work: a link, an `<img>` on any page, a prefetching
-//! browser or a crawler would each queue a 20-second job.
+//! A `GET` on the publishing path answers 405 with a message saying to
+//! use `POST` (same answer), because a `GET` must not send work: a link,
+//! an `<img>` on any page, a prefetching browser or a crawler would each
+//! queue a job.
+//!
+//! [`add`] puts the three paths of each route on the router;
+//! `crate::routes::openapi` documents them from the same declarations.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::producer_route::ProducerRoute;
 use crate::server::Shared;
 use crate::service;
-use crate::views::{JobPublished, JobStatus, SendOptions, SumRequest};
+use crate::views::{JobPublished, JobStatus, SendOptions};
 
-/// The seed's `wait_and_return` task.
-pub(crate) const WAIT_AND_RETURN: &str = "tasks.wait_and_return";
-/// The seed's `sum_to_n_job` task.
-pub(crate) const SUM_TO_N: &str = "tasks.sum_to_n_job";
+/// The publishing path of `route`: `/producer/api/{name}`.
+pub(crate) fn publish_path(route: &ProducerRoute) -> String {
+    format!("/producer/api/{}", route.name())
+}
 
-/// Queue the task that waits 20 s and returns "Hello World!".
-///
-/// A `POST` with no body (the seed used `GET`, which now answers 405).
-#[utoipa::path(post, path = "/producer/api/wait_and_return", tag = "producer",
-    responses((status = 200, body = JobPublished), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub(crate) async fn publish_wait_and_return(
-    State(shared): State<Arc<Shared>>,
+/// The status path of `route`: `/producer/api/{name}/{job_id}`.
+pub(crate) fn status_path(route: &ProducerRoute) -> String {
+    format!("/producer/api/{}/{{job_id}}", route.name())
+}
+
+/// Add the paths of every declared route to `router`.
+pub(crate) fn add(
+    mut router: Router<Arc<Shared>>,
+    routes: &[ProducerRoute],
+) -> Router<Arc<Shared>> {
+    for route in routes {
+        let route = Arc::new(route.clone());
+        let publishing = if route.args().is_empty() {
+            let route = Arc::clone(&route);
+            post(move |State(shared): State<Arc<Shared>>| async move {
+                publish(&shared, &route, Vec::new()).await
+            })
+        } else {
+            let route = Arc::clone(&route);
+            post(
+                move |State(shared): State<Arc<Shared>>, ApiJson(body): ApiJson<Value>| async move {
+                    let args = route.args_from(body)?;
+                    publish(&shared, &route, args).await
+                },
+            )
+        };
+        let refusal = needs_post(&route);
+        let publishing = publishing.get(move || async move { refusal.into_response() });
+        router = router.route(&publish_path(&route), publishing).route(
+            &status_path(&route),
+            get(
+                |State(shared): State<Arc<Shared>>, ApiPath(job_id): ApiPath<String>| async move {
+                    job_status(&shared, &job_id).await
+                },
+            ),
+        );
+    }
+    router
+}
+
+/// Send `route`'s task with `args`.
+async fn publish(
+    shared: &Shared,
+    route: &ProducerRoute,
+    args: Vec<Value>,
 ) -> Result<Json<JobPublished>, ApiError> {
     let sent = service::send_unchecked(
-        &shared,
-        WAIT_AND_RETURN,
-        Vec::new(),
+        shared,
+        route.task(),
+        args,
         Map::new(),
         &SendOptions::default(),
     )
@@ -56,66 +102,30 @@ pub(crate) async fn publish_wait_and_return(
     Ok(Json(JobPublished::new(sent.task_id)))
 }
 
-/// The seed's `GET /producer/api/wait_and_return`: no longer publishes.
-///
-/// Answers 405 with `Allow: POST` and a message saying to use `POST`.
-#[utoipa::path(get, path = "/producer/api/wait_and_return", tag = "producer",
-    responses((status = 405, description = "Use POST: a GET never publishes", body = ErrorBody)))]
-pub(crate) async fn wait_and_return_needs_post() -> Response {
-    let mut response = ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "GET /producer/api/wait_and_return no longer publishes a job (a GET must not \
-         send work); use POST /producer/api/wait_and_return, which answers the same \
-         {\"message\": \"job published\", \"job_id\": …}",
-    )
-    .into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    response
+/// The answer to `GET /producer/api/{name}`: 405, `Allow: POST`, and a
+/// message saying to use `POST`.
+#[derive(Clone)]
+struct NeedsPost(String);
+
+impl IntoResponse for NeedsPost {
+    fn into_response(self) -> Response {
+        let mut response = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, self.0).into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+    }
 }
 
-/// Whether a `wait_and_return` job finished, and its result.
-#[utoipa::path(get, path = "/producer/api/wait_and_return/{job_id}", tag = "producer",
-    params(("job_id" = String, Path, description = "The job id")),
-    responses((status = 200, body = JobStatus), (status = 400, body = ErrorBody)))]
-pub(crate) async fn wait_and_return_status(
-    State(shared): State<Arc<Shared>>,
-    ApiPath(job_id): ApiPath<String>,
-) -> Result<Json<JobStatus>, ApiError> {
-    job_status(&shared, &job_id).await
+fn needs_post(route: &ProducerRoute) -> NeedsPost {
+    let path = publish_path(route);
+    NeedsPost(format!(
+        "GET {path} does not publish a job (a GET must not send work); use POST {path}, \
+         which answers {{\"message\": \"job published\", \"job_id\": …}}"
+    ))
 }
 
-/// Queue `sum_to_n_job(number)`: the sum of 1..=number.
-#[utoipa::path(post, path = "/producer/api/sum", tag = "producer", request_body = SumRequest,
-    responses((status = 200, body = JobPublished), (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(crate) async fn publish_sum(
-    State(shared): State<Arc<Shared>>,
-    ApiJson(body): ApiJson<SumRequest>,
-) -> Result<Json<JobPublished>, ApiError> {
-    let sent = service::send_unchecked(
-        &shared,
-        SUM_TO_N,
-        vec![Value::from(body.number)],
-        Map::new(),
-        &SendOptions::default(),
-    )
-    .await?;
-    Ok(Json(JobPublished::new(sent.task_id)))
-}
-
-/// Whether a `sum_to_n_job` finished, and its result.
-#[utoipa::path(get, path = "/producer/api/sum/{job_id}", tag = "producer",
-    params(("job_id" = String, Path, description = "The job id")),
-    responses((status = 200, body = JobStatus), (status = 400, body = ErrorBody)))]
-pub(crate) async fn sum_status(
-    State(shared): State<Arc<Shared>>,
-    ApiPath(job_id): ApiPath<String>,
-) -> Result<Json<JobStatus>, ApiError> {
-    job_status(&shared, &job_id).await
-}
-
+/// Whether a job finished, and its result; an unknown id is not ready.
 async fn job_status(shared: &Shared, job_id: &str) -> Result<Json<JobStatus>, ApiError> {
     let job_id = crate::extract::task_id(job_id)?;
     let meta = shared.app.async_result(job_id).info().await?;

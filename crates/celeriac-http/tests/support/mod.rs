@@ -4,6 +4,8 @@
 //! 1. [`Cluster::start`]: app + worker (task events on) + server; stopped
 //!    through oneshots on drop, as a binary would stop on a signal.
 //!    [`Cluster::start_for`] does the same around an app on any broker.
+//!    A config without producer routes gets the seed's two
+//!    ([`seed_routes`]), declared as `celeriac serve` declares them.
 //! 2. [`Cluster::url`] and a `reqwest` client to call it.
 //! 3. [`eventually`]: poll an async condition until a deadline.
 //! 4. [`redis::RedisServer`]: a private `redis-server`.
@@ -15,7 +17,7 @@ pub mod redis;
 use std::time::{Duration, Instant};
 
 use celeriac::{task, App, Context, TaskError, Worker, WorkerOptions};
-use celeriac_http::HttpConfig;
+use celeriac_http::{ArgType, HttpConfig, ProducerRoute};
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -41,6 +43,22 @@ pub async fn sum_to_n_job(ctx: &Context, n: u64) -> Result<u64, TaskError> {
             .await;
     }
     Ok(n * (n + 1) / 2)
+}
+
+/// `text` repeated `times` times, joined by `-`.
+#[task(name = "tasks.repeat")]
+pub async fn repeat(text: String, times: u64) -> Result<String, TaskError> {
+    let times = usize::try_from(times).map_err(|e| TaskError::new("ValueError", e.to_string()))?;
+    Ok(vec![text; times].join("-"))
+}
+
+/// The seed's producer routes: `POST /producer/api/wait_and_return` (no
+/// body) and `POST /producer/api/sum` `{"number": n}`.
+pub fn seed_routes() -> Vec<ProducerRoute> {
+    vec![
+        ProducerRoute::new("wait_and_return", "tasks.wait_and_return"),
+        ProducerRoute::new("sum", "tasks.sum_to_n_job").arg("number", ArgType::UnsignedInteger),
+    ]
 }
 
 #[task(name = "tasks.fail")]
@@ -75,6 +93,7 @@ impl Cluster {
             .task(wait_and_return)
             .task(sum_to_n_job)
             .task(fail)
+            .task(repeat)
             .build()
             .await
             .expect("app");
@@ -104,9 +123,15 @@ impl Cluster {
             .expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop_server, stopped) = oneshot::channel::<()>();
+        let producer_routes = if config.producer_routes.is_empty() {
+            seed_routes()
+        } else {
+            config.producer_routes
+        };
         let config = HttpConfig {
             sample_interval: Duration::from_millis(200),
             poll_interval: Duration::from_millis(100),
+            producer_routes,
             ..config
         };
         let server = tokio::spawn(celeriac_http::serve(
