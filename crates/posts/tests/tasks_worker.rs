@@ -478,6 +478,22 @@ async fn hostile_queries_are_refused_or_bounded() {
         "the database file changed"
     );
     assert!(!probe.exists(), "a hostile query created {probe_sql}");
+    // The budget holds with several tasks at once: the memory-hungry cases
+    // sent together, four times over, to a worker running them side by side.
+    let heavy: Vec<&str> = cases
+        .iter()
+        .filter(|(_, class, _)| *class == "sqlite3.DataError")
+        .map(|(sql, _, _)| sql.as_str())
+        .collect();
+    let mut together = tokio::task::JoinSet::new();
+    for sql in heavy.iter().cycle().take(heavy.len() * 4) {
+        let (app, sql) = (s.app.clone(), json!(sql));
+        together.spawn(async move { call(&app, tasks::QUERY_POSTS_DB, vec![sql]).await });
+    }
+    while let Some(outcome) = together.join_next().await {
+        let outcome = outcome.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(failure(outcome).0, "sqlite3.DataError");
+    }
     let peak_kib = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
