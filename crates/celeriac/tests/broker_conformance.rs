@@ -77,7 +77,7 @@ async fn priority_then_fifo(f: Fixture) {
     for (p, body) in [(9, "low"), (0, "a"), (5, "mid"), (0, "b"), (1, "c")] {
         b.publish(message("q", p, body)).await.expect("publish");
     }
-    assert_eq!(b.queue_depth("q").await.expect("depth"), 5);
+    assert_eq!(b.queues().depth("q").await.expect("depth"), 5);
     let got = b
         .reserve(&queues(&["q"]), 10, Duration::ZERO)
         .await
@@ -157,13 +157,13 @@ async fn purge_drops_waiting_messages_only(f: Fixture) {
         .await
         .expect("reserve");
     assert_eq!(held.len(), 1);
-    assert_eq!(b.purge("p").await.expect("purge"), 3);
-    assert_eq!(b.queue_depth("p").await.expect("depth"), 0);
-    assert_eq!(b.queue_depth("other").await.expect("depth"), 1);
+    assert_eq!(b.queues().purge("p").await.expect("purge"), 3);
+    assert_eq!(b.queues().depth("p").await.expect("depth"), 0);
+    assert_eq!(b.queues().depth("other").await.expect("depth"), 1);
     b.ack(&held[0].tag)
         .await
         .expect("the held message is still ours");
-    assert_eq!(b.purge("p").await.expect("purge again"), 0);
+    assert_eq!(b.queues().purge("p").await.expect("purge again"), 0);
 }
 
 async fn unacked_comes_back_acked_does_not(f: Fixture) {
@@ -276,7 +276,8 @@ async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
         .reserve(&queues(&["q"]), 1, Duration::ZERO)
         .await
         .expect("reserve");
-    b.dead_letter(&got[0], "unknown task")
+    b.dead_letters()
+        .dead_letter(&got[0], "unknown task")
         .await
         .expect("dead letter");
     // Settled: not redelivered after the visibility timeout.
@@ -285,8 +286,8 @@ async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
         .await
         .expect("reserve");
     assert!(none.is_empty(), "a dead-lettered message came back");
-    assert_eq!(b.dead_letter_count().await.expect("count"), 1);
-    let letters = b.dead_letters(10).await.expect("list");
+    assert_eq!(b.dead_letters().count().await.expect("count"), 1);
+    let letters = b.dead_letters().newest(10).await.expect("list");
     assert_eq!(letters.len(), 1);
     let info = &letters[0];
     assert_eq!(info.reason, "unknown task");
@@ -296,32 +297,38 @@ async fn dead_letters_keep_bytes_and_can_be_requeued(f: Fixture) {
     assert_eq!(info.size, got[0].payload.len() as u64);
     assert!(!info.truncated());
     let (fetched, payload) = b
-        .fetch_dead_letter(&info.id)
+        .dead_letters()
+        .fetch(&info.id)
         .await
         .expect("fetch")
         .expect("found");
     assert_eq!(&fetched, info);
     assert_eq!(payload, got[0].payload);
     assert!(b
-        .fetch_dead_letter("no-such-id")
+        .dead_letters()
+        .fetch("no-such-id")
         .await
         .expect("fetch")
         .is_none());
-    assert!(b.requeue_dead_letter(&info.id).await.expect("requeue"));
+    assert!(b.dead_letters().requeue(&info.id).await.expect("requeue"));
     assert!(!b
-        .requeue_dead_letter(&info.id)
+        .dead_letters()
+        .requeue(&info.id)
         .await
         .expect("requeue twice"));
-    assert_eq!(b.dead_letter_count().await.expect("count"), 0);
+    assert_eq!(b.dead_letters().count().await.expect("count"), 0);
     let back = b
         .reserve(&queues(&["q"]), 1, Duration::from_secs(2))
         .await
         .expect("reserve");
     assert_eq!(back[0].payload, got[0].payload);
-    b.dead_letter(&back[0], "again").await.expect("dead letter");
-    assert_eq!(b.purge_dead_letters().await.expect("purge"), 1);
-    assert!(b.dead_letters(10).await.expect("list").is_empty());
-    assert_eq!(b.dead_letter_count().await.expect("count"), 0);
+    b.dead_letters()
+        .dead_letter(&back[0], "again")
+        .await
+        .expect("dead letter");
+    assert_eq!(b.dead_letters().purge().await.expect("purge"), 1);
+    assert!(b.dead_letters().newest(10).await.expect("list").is_empty());
+    assert_eq!(b.dead_letters().count().await.expect("count"), 0);
 }
 
 /// Pages are newest first and read metadata only; a payload over the cap
@@ -339,11 +346,14 @@ async fn dead_letters_page_and_cap_payloads(f: Fixture) {
             .expect("reserve");
         // Each round trip takes far longer than the microsecond `at` keeps,
         // so the times order the letters.
-        b.dead_letter(&got[0], "why").await.expect("dead letter");
+        b.dead_letters()
+            .dead_letter(&got[0], "why")
+            .await
+            .expect("dead letter");
     }
-    assert_eq!(b.dead_letter_count().await.expect("count"), 6);
-    let first = b.dead_letter_page(0, 4).await.expect("page");
-    let rest = b.dead_letter_page(4, 4).await.expect("page");
+    assert_eq!(b.dead_letters().count().await.expect("count"), 6);
+    let first = b.dead_letters().page(0, 4).await.expect("page");
+    let rest = b.dead_letters().page(4, 4).await.expect("page");
     let ids: Vec<Option<String>> = first
         .iter()
         .chain(&rest)
@@ -356,18 +366,19 @@ async fn dead_letters_page_and_cap_payloads(f: Fixture) {
     assert_eq!(big.stored, cap as u64);
     assert!(big.size > cap as u64 + 1000);
     let (_, payload) = b
-        .fetch_dead_letter(&big.id)
+        .dead_letters()
+        .fetch(&big.id)
         .await
         .expect("fetch")
         .expect("found");
     assert_eq!(payload.len(), cap);
-    let refused = b.requeue_dead_letter(&big.id).await;
+    let refused = b.dead_letters().requeue(&big.id).await;
     assert!(
         matches!(refused, Err(celeriac::Error::InvalidArgument(_))),
         "{refused:?}"
     );
-    assert_eq!(b.dead_letter_count().await.expect("count"), 6, "kept");
-    assert_eq!(b.queue_depth("q").await.expect("depth"), 0);
+    assert_eq!(b.dead_letters().count().await.expect("count"), 6, "kept");
+    assert_eq!(b.queues().depth("q").await.expect("depth"), 0);
 }
 
 /// Monitors discover every queue holding messages, whoever declared it;
@@ -386,10 +397,11 @@ async fn queue_names_list_every_queue_with_messages(f: Fixture) {
         .reserve(&queues(&["urgent"]), 1, Duration::from_millis(500))
         .await
         .expect("reserve");
-    b.dead_letter(&held[0], "for the test")
+    b.dead_letters()
+        .dead_letter(&held[0], "for the test")
         .await
         .expect("dead letter");
-    let names = b.queue_names().await.expect("names");
+    let names = b.queues().names().await.expect("names");
     for queue in ["undeclared", "urgent"] {
         assert!(names.iter().any(|n| n == queue), "{queue} in {names:?}");
     }
@@ -428,7 +440,7 @@ async fn delayed_lists_what_waits_for_its_eta(f: Fixture) {
         .await
         .expect("reserve");
     assert_eq!(leased.len(), 1);
-    let listed = b.delayed(10).await.expect("delayed");
+    let listed = b.queues().delayed(10).await.expect("delayed");
     let ids: Vec<Option<&str>> = listed.iter().map(|d| d.task_id.as_deref()).collect();
     assert_eq!(ids, [Some("deferred"), Some("later")]);
     assert_eq!(listed[0].queue, "q");
@@ -439,7 +451,7 @@ async fn delayed_lists_what_waits_for_its_eta(f: Fixture) {
         listed[0].eta
     );
     assert_eq!(body_of(&listed[1].payload), "later");
-    assert_eq!(b.delayed(1).await.expect("delayed").len(), 1);
+    assert_eq!(b.queues().delayed(1).await.expect("delayed").len(), 1);
 }
 
 macro_rules! conformance {
