@@ -40,6 +40,9 @@
 #                                    rabbitmq node on 5690 and up, own state dir;
 #                                    only when AMQP tests exist)
 #        CELERIAC_TEST_RABBITMQ_SERVER  path of rabbitmq-server (same condition)
+#        CELERIAC_TEST_RABBITMQ_NODE    that node's name, for rabbitmqctl -n (the
+#                                    broker conformance suite makes a virtual
+#                                    host per test with it; same condition)
 #        PATH                        with .venv/bin first
 #   3. full run: cargo fmt --check, cargo clippy -D warnings, then the tests:
 #      with cargo-nextest installed `cargo test --workspace --doc` followed by
@@ -312,7 +315,8 @@ start_rabbitmq() {
         for _ in $(seq 1 600); do
             if port_in_use "$port"; then
                 CELERIAC_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$port//"
-                export CELERIAC_TEST_AMQP_URL
+                CELERIAC_TEST_RABBITMQ_NODE="celeriac$port@localhost"
+                export CELERIAC_TEST_AMQP_URL CELERIAC_TEST_RABBITMQ_NODE
                 log "rabbitmq-server pid $(rabbitmq_pid || echo '?') on $CELERIAC_TEST_AMQP_URL"
                 return 0
             fi

@@ -251,7 +251,7 @@ async fn config_file_environment_and_flags_take_turns() {
             .build()
             .await
             .expect("open");
-        let depth = app.broker().queue_depth("celery").await.expect("depth");
+        let depth = app.broker().queues().depth("celery").await.expect("depth");
         assert_eq!(depth, 1, "one message in {name}");
     }
 }

@@ -42,7 +42,7 @@ async fn tasks_of_a_killed_worker_complete_elsewhere_after_the_visibility_timeou
     eventually_async(
         "worker a reserved every task",
         Duration::from_secs(10),
-        || async { app.broker().queue_depth("celery").await.expect("depth") == 0 },
+        || async { app.broker().queues().depth("celery").await.expect("depth") == 0 },
     )
     .await;
     a.kill9();

@@ -91,13 +91,16 @@ async fn tasks_past_the_shutdown_deadline_are_given_back() {
     support::eventually_async(
         "worker a holds both tasks",
         Duration::from_secs(10),
-        || async { app.broker().queue_depth("celery").await.expect("depth") == 0 },
+        || async { app.broker().queues().depth("celery").await.expect("depth") == 0 },
     )
     .await;
     a.terminate();
     let status = a.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "worker a exited with {status}");
-    assert_eq!(app.broker().queue_depth("celery").await.expect("depth"), 2);
+    assert_eq!(
+        app.broker().queues().depth("celery").await.expect("depth"),
+        2
+    );
 
     let _b = env.worker("b@test", &["--acks-late"]);
     for id in &ids {

@@ -65,6 +65,6 @@ async fn two_workers_run_ten_thousand_tasks_once_each() {
         executed,
         ids.iter().map(String::as_str).collect::<HashSet<_>>()
     );
-    let app_depth = app.broker().queue_depth("celery").await.expect("depth");
+    let app_depth = app.broker().queues().depth("celery").await.expect("depth");
     assert_eq!(app_depth, 0);
 }

@@ -39,7 +39,7 @@ async fn tasks_of_a_killed_worker_run_elsewhere_within_seconds_at_defaults() {
     eventually_async(
         "worker a reserved every task",
         Duration::from_secs(10),
-        || async { app.broker().queue_depth("celery").await.expect("depth") == 0 },
+        || async { app.broker().queues().depth("celery").await.expect("depth") == 0 },
     )
     .await;
     let _b = env.test_worker("b@liveness", &["--acks-late", "-c", "4", "--prefetch", "4"]);

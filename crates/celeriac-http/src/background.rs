@@ -6,7 +6,7 @@
 //! 2. [`sampler`]: every `sample_interval`, the depth of each watched queue,
 //!    the dead-letter count and the metadata of the newest few (never a
 //!    payload); every fifth time, the queues the broker holds
-//!    (`Broker::queue_names`), so a queue nobody declared to `serve` shows.
+//!    (`QueueAdmin::names`), so a queue nobody declared to `serve` shows.
 //! 3. [`poller`]: every `poll_interval`, the result documents of a few
 //!    unfinished tasks (progress meta, and outcomes when workers send no
 //!    task events), least recently read first.
@@ -86,7 +86,7 @@ async fn sampler(shared: Arc<Shared>) {
         let broker = shared.app.broker();
         let mut samples = Vec::new();
         for name in shared.monitor.queue_names() {
-            let depth = tokio::time::timeout(Duration::from_secs(2), broker.queue_depth(&name))
+            let depth = tokio::time::timeout(Duration::from_secs(2), broker.queues().depth(&name))
                 .await
                 .map_err(|_| "the broker did not answer within 2 s".to_owned())
                 .and_then(|r| r.map_err(|e| e.to_string()));
@@ -95,8 +95,8 @@ async fn sampler(shared: Arc<Shared>) {
         // The count (O(1)) and one page of metadata: payloads are never
         // read here, however many and large the dead letters are.
         let letters = tokio::time::timeout(Duration::from_secs(2), async {
-            let count = broker.dead_letter_count().await?;
-            let page = broker.dead_letters(DEAD_LETTER_PAGE).await?;
+            let count = broker.dead_letters().count().await?;
+            let page = broker.dead_letters().newest(DEAD_LETTER_PAGE).await?;
             Ok::<_, celeriac::Error>((count, page))
         })
         .await;
@@ -112,7 +112,7 @@ async fn sampler(shared: Arc<Shared>) {
         };
         shared.monitor.record_samples(samples, dead);
         if round.is_multiple_of(5) {
-            let names = tokio::time::timeout(Duration::from_secs(2), broker.queue_names()).await;
+            let names = tokio::time::timeout(Duration::from_secs(2), broker.queues().names()).await;
             match names {
                 Ok(Ok(names)) => {
                     for name in names {

@@ -294,7 +294,12 @@ pub(crate) async fn dead_letters(
     shared: &Shared,
     limit: usize,
 ) -> Result<Vec<DeadLetterView>, ApiError> {
-    let letters = shared.app.broker().dead_letters(limit.min(1000)).await?;
+    let letters = shared
+        .app
+        .broker()
+        .dead_letters()
+        .newest(limit.min(1000))
+        .await?;
     Ok(letters
         .into_iter()
         .map(|d| {
@@ -321,7 +326,7 @@ pub(crate) async fn dead_letters(
 /// 404 when there is no such dead letter, 503 when the broker is down.
 pub(crate) async fn requeue(shared: &Shared, id: &str) -> Result<(), ApiError> {
     let id = crate::extract::task_id(id)?;
-    if shared.app.broker().requeue_dead_letter(id).await? {
+    if shared.app.broker().dead_letters().requeue(id).await? {
         Ok(())
     } else {
         Err(ApiError::not_found(format!("no dead letter has id {id}")))

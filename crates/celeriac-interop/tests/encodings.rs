@@ -109,7 +109,12 @@ async fn every_python_message_runs_or_fails_visibly_at_once() {
         .build()
         .await
         .expect("connect");
-    let letters = app.broker().dead_letters(100).await.expect("dead letters");
+    let letters = app
+        .broker()
+        .dead_letters()
+        .newest(100)
+        .await
+        .expect("dead letters");
     assert_eq!(
         letters.len(),
         refused().len(),

@@ -328,6 +328,7 @@ impl App {
     pub async fn revoke(&self, task_ids: &[String], terminate: bool) -> Result<()> {
         self.inner
             .broker
+            .revocations()
             .revoke(task_ids, terminate, Duration::from_secs(24 * 3600))
             .await?;
         #[cfg(feature = "redis")]

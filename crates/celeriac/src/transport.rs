@@ -69,8 +69,9 @@ pub struct Capabilities {
     /// Other processes on other machines can use it.
     pub networked: bool,
     /// Messages waiting for their ETA can be listed without taking them
-    /// ([`Broker::delayed`]): not on AMQP, where workers hold them
-    /// unacknowledged or they hop through TTL queues.
+    /// ([`QueueAdmin::delayed`](crate::broker::QueueAdmin::delayed)): not
+    /// on AMQP, where workers hold them unacknowledged or they hop through
+    /// TTL queues.
     pub lists_delayed: bool,
 }
 

@@ -209,7 +209,8 @@ async fn a_broker_object_keeps_its_own_publish_path() {
         .await
         .unwrap_or_else(|e| panic!("app: {e}"))
         .broker()
-        .queue_depth("celery")
+        .queues()
+        .depth("celery")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(queued_in_file, 0, "nothing may bypass the app's broker");

@@ -31,8 +31,8 @@ fn old_letters() -> Vec<DeadLetter> {
 
 /// What every broker must show after migrating `old` (oldest first).
 async fn check_migrated(b: &dyn Broker, old: &[DeadLetter]) {
-    assert_eq!(b.dead_letter_count().await.expect("count"), 2);
-    let page = b.dead_letters(10).await.expect("page");
+    assert_eq!(b.dead_letters().count().await.expect("count"), 2);
+    let page = b.dead_letters().newest(10).await.expect("page");
     let ids: Vec<&str> = page.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -42,18 +42,19 @@ async fn check_migrated(b: &dyn Broker, old: &[DeadLetter]) {
     assert_eq!(page[1].task_id.as_deref(), Some("old-task-id"));
     assert_eq!(page[1].at, old[0].at);
     let (_, payload) = b
-        .fetch_dead_letter(&old[1].id)
+        .dead_letters()
+        .fetch(&old[1].id)
         .await
         .expect("fetch")
         .expect("found");
     assert_eq!(payload, vec![0xff, 0x00]);
-    assert!(b.requeue_dead_letter(&old[0].id).await.expect("requeue"));
+    assert!(b.dead_letters().requeue(&old[0].id).await.expect("requeue"));
     let back = b
         .reserve(&["q".to_owned()], 1, Duration::from_secs(2))
         .await
         .expect("reserve");
     assert_eq!(back[0].payload, old[0].payload_bytes());
-    assert_eq!(b.dead_letter_count().await.expect("count"), 1);
+    assert_eq!(b.dead_letters().count().await.expect("count"), 1);
 }
 
 #[tokio::test]
@@ -79,8 +80,8 @@ async fn redis_list_records_are_migrated_on_first_read() {
     let () = conn
         .lpush("celeriac.dead_letter", late.to_json())
         .expect("lpush");
-    assert_eq!(broker.dead_letter_count().await.expect("count"), 2);
-    assert_eq!(broker.purge_dead_letters().await.expect("purge"), 2);
+    assert_eq!(broker.dead_letters().count().await.expect("count"), 2);
+    assert_eq!(broker.dead_letters().purge().await.expect("purge"), 2);
 }
 
 #[tokio::test]

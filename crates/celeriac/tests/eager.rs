@@ -65,7 +65,7 @@ async fn eager_tasks_answer_without_a_worker() -> Result<(), Error> {
     // Retries run again at once, without their countdown.
     assert_eq!(flaky::delay(&app).await?.get(NOW).await?, 2);
     // Nothing went through the broker; an unregistered task still does.
-    assert_eq!(app.broker().queue_depth("celery").await?, 0);
+    assert_eq!(app.broker().queues().depth("celery").await?, 0);
     app.send_task(
         "tasks.elsewhere",
         vec![json!(1)],
@@ -73,7 +73,7 @@ async fn eager_tasks_answer_without_a_worker() -> Result<(), Error> {
         SendOptions::new(),
     )
     .await?;
-    assert_eq!(app.broker().queue_depth("celery").await?, 1);
+    assert_eq!(app.broker().queues().depth("celery").await?, 1);
     Ok(())
 }
 

@@ -116,7 +116,7 @@ async fn a_dead_consumers_messages_return_within_seconds_exactly_once() {
         "took {:?}",
         started.elapsed()
     );
-    assert_eq!(live.queue_depth("q").await.expect("depth"), 0);
+    assert_eq!(live.queues().depth("q").await.expect("depth"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,7 +172,12 @@ async fn refused_messages_fail_at_once_and_encoded_ones_run() {
             other => panic!("{id}: expected a FAILURE, got {other:?}"),
         }
     }
-    let letters = app.broker().dead_letters(100).await.expect("dead letters");
+    let letters = app
+        .broker()
+        .dead_letters()
+        .newest(100)
+        .await
+        .expect("dead letters");
     assert_eq!(letters.len(), refused.len(), "one dead letter per refusal");
     for (id, _, _, _, words) in &refused {
         assert!(

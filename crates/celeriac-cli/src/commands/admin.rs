@@ -94,7 +94,7 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
     let broker = app.broker();
     match args.action {
         DlqAction::List { limit, json } => {
-            let letters = broker.dead_letters(limit).await?;
+            let letters = broker.dead_letters().newest(limit).await?;
             for letter in &letters {
                 if json {
                     println!("{}", letter.to_json());
@@ -118,16 +118,17 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
         }
         DlqAction::Show { id } => {
             // The only command that reads a payload (capped when stored).
-            let found = match broker.fetch_dead_letter(&id).await? {
+            let found = match broker.dead_letters().fetch(&id).await? {
                 Some(found) => Some(found),
                 // Or the task id `celeriac call` printed.
                 None => match broker
-                    .dead_letters(TASK_ID_SEARCH)
+                    .dead_letters()
+                    .newest(TASK_ID_SEARCH)
                     .await?
                     .into_iter()
                     .find(|letter| letter.task_id.as_deref() == Some(id.as_str()))
                 {
-                    Some(letter) => broker.fetch_dead_letter(&letter.id).await?,
+                    Some(letter) => broker.dead_letters().fetch(&letter.id).await?,
                     None => None,
                 },
             };
@@ -150,7 +151,7 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
             let mut missing = Vec::new();
             let mut refused = Vec::new();
             for id in &ids {
-                match broker.requeue_dead_letter(id).await {
+                match broker.dead_letters().requeue(id).await {
                     Ok(true) => println!("{id} requeued"),
                     Ok(false) => missing.push(id.as_str()),
                     // A payload truncated when stored is not a message.
@@ -171,7 +172,7 @@ pub(crate) async fn dlq(args: DlqArgs) -> anyhow::Result<()> {
             }
             println!(
                 "{} dead letter(s) purged",
-                broker.purge_dead_letters().await?
+                broker.dead_letters().purge().await?
             );
         }
     }

@@ -47,7 +47,7 @@ pub(crate) async fn delayed(args: DelayedArgs) -> anyhow::Result<()> {
     let app = Config::from_args(&args.connection)?.connect(|b| b).await?;
     match args.action {
         DelayedAction::List { limit, json } => {
-            for item in app.broker().delayed(limit).await? {
+            for item in app.broker().queues().delayed(limit).await? {
                 let task = item.task.as_deref().unwrap_or("?");
                 let id = item.task_id.as_deref().unwrap_or("?");
                 if json {
@@ -70,7 +70,7 @@ pub(crate) async fn delayed(args: DelayedArgs) -> anyhow::Result<()> {
             if !force && !std::io::stdin().is_terminal() {
                 bail!("delayed flush moves every delayed message back to its queue: pass -f to confirm");
             }
-            let moved = app.broker().flush_delayed().await?;
+            let moved = app.broker().queues().flush_delayed().await?;
             println!("{moved} delayed message(s) handed back to their queues");
         }
     }

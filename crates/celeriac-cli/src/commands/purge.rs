@@ -49,6 +49,7 @@ pub(crate) async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     for queue in &queues {
         total += app
             .broker()
+            .queues()
             .purge(queue)
             .await
             .with_context(|| format!("purging queue {}", celeriac::printable(queue)))?;

@@ -40,7 +40,7 @@ pub(crate) async fn queues(State(shared): State<Arc<Shared>>) -> Json<Vec<QueueV
     for name in shared.monitor.queue_names() {
         let depth = tokio::time::timeout(
             Duration::from_secs(2),
-            shared.app.broker().queue_depth(&name),
+            shared.app.broker().queues().depth(&name),
         )
         .await
         .map_err(|_| "the broker did not answer within 2 s".to_owned())
@@ -96,7 +96,7 @@ pub(crate) async fn health(State(shared): State<Arc<Shared>>) -> impl IntoRespon
     let queue = shared.app.config().default_queue.clone();
     let probe = tokio::time::timeout(
         Duration::from_secs(2),
-        shared.app.broker().queue_depth(&queue),
+        shared.app.broker().queues().depth(&queue),
     )
     .await;
     let error = match probe {

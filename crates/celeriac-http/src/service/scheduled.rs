@@ -1,6 +1,6 @@
 //! Scheduled tasks: what waits in the broker for its ETA or countdown
 //! (Celery's `inspect scheduled`, Flower's scheduled view), read from the
-//! broker's delayed store ([`celeriac::broker::Broker::delayed`]) without
+//! broker's delayed store ([`celeriac::broker::QueueAdmin::delayed`]) without
 //! taking anything.
 
 use std::time::Duration;
@@ -53,17 +53,18 @@ pub(crate) async fn scheduled(
         });
     }
     // One more than asked says whether the list was cut.
-    let mut waiting = tokio::time::timeout(BROKER_WAIT, shared.app.broker().delayed(limit + 1))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the broker did not answer within {} s",
-                    BROKER_WAIT.as_secs()
-                ),
-            )
-        })??;
+    let mut waiting =
+        tokio::time::timeout(BROKER_WAIT, shared.app.broker().queues().delayed(limit + 1))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "the broker did not answer within {} s",
+                        BROKER_WAIT.as_secs()
+                    ),
+                )
+            })??;
     waiting.sort_by_key(|d| d.eta);
     let truncated = waiting.len() > limit;
     waiting.truncate(limit);

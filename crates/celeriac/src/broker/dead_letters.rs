@@ -6,15 +6,15 @@
 //!    time, task name and task id (read from the message when it can be),
 //!    the original size, the stored size and a short preview. Counting and
 //!    listing read only these (and the count is one O(1) call on Redis).
-//! 2. The payload, read only on demand ([`Broker::fetch_dead_letter`],
-//!    [`Broker::requeue_dead_letter`]). It is capped at
+//! 2. The payload, read only on demand ([`DeadLetters::fetch`],
+//!    [`DeadLetters::requeue`]). It is capped at
 //!    [`MAX_STORED_PAYLOAD`] bytes: a longer message (typically one refused
 //!    for its size) keeps its first bytes only, and stays identifiable by
 //!    the task id and name in its metadata. A truncated payload is not a
 //!    runnable message, so requeueing it is refused.
 //!
-//! [`Broker::fetch_dead_letter`]: super::Broker::fetch_dead_letter
-//! [`Broker::requeue_dead_letter`]: super::Broker::requeue_dead_letter
+//! [`DeadLetters::fetch`]: super::DeadLetters::fetch
+//! [`DeadLetters::requeue`]: super::DeadLetters::requeue
 
 use serde::{Deserialize, Serialize};
 

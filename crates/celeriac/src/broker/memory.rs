@@ -14,7 +14,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::dead_letters::{describe, truncated_refusal, DeadLetterInfo};
-use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
+use super::{
+    priority_step, Broker, DeadLetters, Delivery, OutgoingMessage, QueueAdmin, Revocation,
+    Revocations,
+};
 use crate::Result;
 
 /// An in-memory broker.
@@ -243,6 +246,25 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    fn visibility_timeout(&self) -> Duration {
+        self.visibility_timeout
+    }
+
+    fn dead_letters(&self) -> &dyn DeadLetters {
+        self
+    }
+
+    fn revocations(&self) -> &dyn Revocations {
+        self
+    }
+
+    fn queues(&self) -> &dyn QueueAdmin {
+        self
+    }
+}
+
+#[async_trait]
+impl DeadLetters for MemoryBroker {
     async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
         let letter = describe(&delivery.queue, reason, &delivery.payload);
         let mut state = self.lock();
@@ -251,11 +273,11 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
-    async fn dead_letter_count(&self) -> Result<u64> {
+    async fn count(&self) -> Result<u64> {
         Ok(self.lock().dead.len() as u64)
     }
 
-    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+    async fn page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
         let state = self.lock();
         Ok(state
             .dead
@@ -267,12 +289,12 @@ impl Broker for MemoryBroker {
             .collect())
     }
 
-    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+    async fn fetch(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
         let state = self.lock();
         Ok(state.dead.iter().find(|(info, _)| info.id == id).cloned())
     }
 
-    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
+    async fn requeue(&self, id: &str) -> Result<bool> {
         {
             let mut state = self.lock();
             let Some(i) = state.dead.iter().position(|(info, _)| info.id == id) else {
@@ -293,13 +315,16 @@ impl Broker for MemoryBroker {
         Ok(true)
     }
 
-    async fn purge_dead_letters(&self) -> Result<u64> {
+    async fn purge(&self) -> Result<u64> {
         let mut state = self.lock();
         let n = state.dead.len() as u64;
         state.dead.clear();
         Ok(n)
     }
+}
 
+#[async_trait]
+impl Revocations for MemoryBroker {
     async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
         let now = unix_now();
         let mut state = self.lock();
@@ -323,17 +348,18 @@ impl Broker for MemoryBroker {
             .cloned()
             .collect())
     }
+}
 
-    async fn queue_depth(&self, queue: &str) -> Result<u64> {
+#[async_trait]
+impl QueueAdmin for MemoryBroker {
+    async fn depth(&self, queue: &str) -> Result<u64> {
         Ok(self.lock().queues.get(queue).map_or(0, |q| q.len() as u64))
     }
 
-    async fn purge(&self, queue: &str) -> Result<u64> {
-        let mut state = self.lock();
-        let ready = state.queues.remove(queue).map_or(0, |q| q.len() as u64);
-        let before = state.delayed.len();
-        state.delayed.retain(|_, (q, _)| q != queue);
-        Ok(ready + (before - state.delayed.len()) as u64)
+    async fn names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.lock().queues.keys().cloned().collect();
+        names.sort_unstable();
+        Ok(names)
     }
 
     async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
@@ -348,14 +374,12 @@ impl Broker for MemoryBroker {
             .collect())
     }
 
-    async fn queue_names(&self) -> Result<Vec<String>> {
-        let mut names: Vec<String> = self.lock().queues.keys().cloned().collect();
-        names.sort_unstable();
-        Ok(names)
-    }
-
-    fn visibility_timeout(&self) -> Duration {
-        self.visibility_timeout
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        let mut state = self.lock();
+        let ready = state.queues.remove(queue).map_or(0, |q| q.len() as u64);
+        let before = state.delayed.len();
+        state.delayed.retain(|_, (q, _)| q != queue);
+        Ok(ready + (before - state.delayed.len()) as u64)
     }
 }
 

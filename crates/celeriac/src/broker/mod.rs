@@ -17,6 +17,20 @@
 //! | `unacked` + restore      | leases with a visibility timeout |
 //!
 //! Priorities follow Celery on Redis: 0 is the highest, 9 the lowest.
+//!
+//! What a broker does besides delivering is split into capabilities, each a
+//! trait of its own reached through an accessor on [`Broker`]
+//! ([`Broker::dead_letters`], [`Broker::revocations`], [`Broker::queues`]).
+//! A transport provides a capability from its own storage ("own") or keeps
+//! the trait's defaults, which emulate it:
+//!
+//! | capability                                   | memory | sqlite | redis | amqp |
+//! |----------------------------------------------|--------|--------|-------|------|
+//! | [`DeadLetters`]                              | own    | own    | own   | own (queue `celeriac.dead_letter`) |
+//! | [`Revocations`]                              | own    | own    | own   | own (stream `celeriac.revoked`) |
+//! | [`QueueAdmin::depth`], [`QueueAdmin::purge`] | own    | own    | own   | own  |
+//! | [`QueueAdmin::names`], [`QueueAdmin::delayed`] | own  | own    | own   | default: none |
+//! | [`QueueAdmin::flush_delayed`]                | default: 0 | default: 0 | own | default: 0 |
 
 use std::time::Duration;
 
@@ -24,10 +38,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
+pub use capabilities::{DeadLetters, QueueAdmin, Revocations};
 pub use dead_letters::DeadLetterInfo;
 
 #[cfg(feature = "amqp")]
 pub mod amqp;
+mod capabilities;
 pub mod dead_letters;
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -195,132 +211,19 @@ pub trait Broker: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Settle a reservation by moving the message to the dead-letter store
-    /// with `reason`, atomically: it is never both lost and acknowledged.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached; the message then stays reserved
-    /// and returns after the visibility timeout.
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()>;
-
-    /// How many dead letters there are (one O(1) call on Redis).
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn dead_letter_count(&self) -> Result<u64>;
-
-    /// A page of dead letters, newest first: `offset` skipped, at most
-    /// `limit`. Metadata only; payloads are not read.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>>;
-
-    /// The newest dead letters, at most `limit` (metadata only).
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterInfo>> {
-        self.dead_letter_page(0, limit).await
-    }
-
-    /// One dead letter with its stored payload (capped at
-    /// [`dead_letters::MAX_STORED_PAYLOAD`]); `None` when no dead letter
-    /// has that id.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>>;
-
-    /// Put a dead letter's original message back on its queue (highest
-    /// priority) and forget the dead letter, atomically; false when no
-    /// dead letter has that id.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached, and [`crate::Error::InvalidArgument`]
-    /// when its payload was truncated when stored (it is kept then).
-    async fn requeue_dead_letter(&self, id: &str) -> Result<bool>;
-
-    /// Delete every dead letter; returns how many there were.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn purge_dead_letters(&self) -> Result<u64>;
-
-    /// Record task ids as revoked for `ttl`, so every worker, including ones
-    /// started later, skips them. `terminate` also asks workers running one
-    /// to stop it.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()>;
-
-    /// Revocations recorded after `since` (Unix seconds): `(task id, when,
-    /// terminate)`. Workers poll this to stay in sync.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>>;
-
-    /// Messages waiting in a queue (ready ones; delayed and reserved excluded).
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn queue_depth(&self, queue: &str) -> Result<u64>;
-
-    /// Every queue the broker holds or routes to, for monitors (read only,
-    /// never part of delivery): SQLite's distinct queues of waiting
-    /// messages, Redis's kombu bindings (`_kombu.binding.*`, pidbox and
-    /// event queues left out) and its queue lists, memory's queues. The
-    /// default knows none.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn queue_names(&self) -> Result<Vec<String>> {
-        Ok(Vec::new())
-    }
-
-    /// Messages waiting for their ETA in the broker's own delayed store,
-    /// soonest first, at most `limit` (Redis: `celeriac.delayed`; SQLite:
-    /// rows not leased whose `visible_at` is ahead; memory: its delayed
-    /// map), whether a producer sent them with an ETA or a worker set them
-    /// aside until due. The default holds none apart from its queues.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn delayed(&self, limit: usize) -> Result<Vec<DelayedInfo>> {
-        let _ = limit;
-        Ok(Vec::new())
-    }
-
-    /// Hand every message of the delayed store back to its queue now, ETA
-    /// and all: any worker then takes it and holds it until it is due, as
-    /// Python Celery workers do with ETA messages (so they can serve them
-    /// when no Celeriac process is left to move them). Returns how many.
-    /// The default has nothing to hand back.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached.
-    async fn flush_delayed(&self) -> Result<u64> {
-        Ok(0)
-    }
-
-    /// Delete every message waiting in `queue` (ready or delayed, every
-    /// priority), as `celery purge` does; messages a worker holds are
-    /// left alone. Returns how many were deleted. The default cannot purge.
-    ///
-    /// # Errors
-    /// When the broker cannot be reached, or cannot purge.
-    async fn purge(&self, queue: &str) -> Result<u64> {
-        let _ = queue;
-        Err(crate::Error::broker(
-            "purging a queue",
-            "this broker cannot purge queues",
-        ))
-    }
-
     /// The visibility timeout: how long a reservation lasts without `extend`.
     fn visibility_timeout(&self) -> Duration;
+
+    /// Its dead letters ([`DeadLetters`]): where [`DeadLetters::dead_letter`]
+    /// settles a message a worker gives up on.
+    fn dead_letters(&self) -> &dyn DeadLetters;
+
+    /// Its revocations ([`Revocations`]), shared by every worker.
+    fn revocations(&self) -> &dyn Revocations;
+
+    /// Its queue statistics and administration ([`QueueAdmin`]): depth,
+    /// names, delayed messages, purge.
+    fn queues(&self) -> &dyn QueueAdmin;
 }
 
 /// A message waiting for its ETA in a broker's delayed store.

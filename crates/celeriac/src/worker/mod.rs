@@ -182,7 +182,7 @@ async fn sync_revocations(
     mut since: f64,
     ttl: Duration,
 ) -> f64 {
-    match broker.revoked_since(since).await {
+    match broker.revocations().revoked_since(since).await {
         Ok(revocations) => {
             for r in revocations {
                 since = since.max(r.at);

@@ -288,7 +288,7 @@ const MAX_SCHEDULED: usize = 1000;
 /// Celery's `scheduled`: `{eta, priority, request}` for each task waiting
 /// for its ETA on a queue this worker consumes, soonest first.
 async fn scheduled(shared: &Shared) -> Value {
-    let waiting = match shared.app.broker().delayed(MAX_SCHEDULED).await {
+    let waiting = match shared.app.broker().queues().delayed(MAX_SCHEDULED).await {
         Ok(waiting) => waiting,
         Err(err) => {
             return nok(format!(

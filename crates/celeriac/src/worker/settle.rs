@@ -129,7 +129,13 @@ pub(super) async fn dead_letter(shared: &Shared, delivery: &Delivery, reason: &s
         .dead_lettered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::warn!(queue = %delivery.queue, %reason, "moving a message to the dead-letter store");
-    if let Err(err) = shared.app.broker().dead_letter(delivery, reason).await {
+    if let Err(err) = shared
+        .app
+        .broker()
+        .dead_letters()
+        .dead_letter(delivery, reason)
+        .await
+    {
         tracing::warn!(error = %err, "could not dead-letter a message; it returns after the visibility timeout");
     }
 }

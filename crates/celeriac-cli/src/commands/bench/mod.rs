@@ -443,7 +443,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::with_default_urls(&args.connection, &url, &url)?;
     // The bench runs the example tasks whatever the binary registers.
     let app = config.connect(crate::examples::register).await?;
-    let waiting = app.broker().queue_depth(&args.queue).await?;
+    let waiting = app.broker().queues().depth(&args.queue).await?;
     if waiting > 0 {
         bail!(
             "queue {:?} already holds {waiting} messages; use an empty queue (--queue) or broker",
@@ -825,7 +825,7 @@ impl Bench {
                 Some(count) => count >= processed_target,
                 None => {
                     pool.check_alive()?;
-                    emptied = emptied || app.broker().queue_depth(&self.args.queue).await? == 0;
+                    emptied = emptied || app.broker().queues().depth(&self.args.queue).await? == 0;
                     if emptied {
                         pending = still_pending(app.backend(), pending).await?;
                     }

@@ -11,13 +11,14 @@
 //! acknowledges the one letter it republished. Reads stop after
 //! [`SCAN_LIMIT`] letters.
 
+use async_trait::async_trait;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueuePurgeOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 
-use super::{wire, Inner};
+use super::{wire, AmqpBroker, Inner};
 use crate::broker::dead_letters::{describe, truncated_refusal};
-use crate::broker::{DeadLetterInfo, Delivery};
+use crate::broker::{DeadLetterInfo, DeadLetters, Delivery};
 use crate::{Error, Result};
 
 /// The queue dead letters live in.
@@ -27,8 +28,35 @@ const INFO_HEADER: &str = "x-celeriac-dead-letter";
 /// The most dead letters one listing or search reads.
 pub(super) const SCAN_LIMIT: usize = 10_000;
 
+#[async_trait]
+impl DeadLetters for AmqpBroker {
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        put(&self.inner, delivery, reason).await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        count(&self.inner).await
+    }
+
+    async fn page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        page(&self.inner, offset, limit).await
+    }
+
+    async fn fetch(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        fetch(&self.inner, id).await
+    }
+
+    async fn requeue(&self, id: &str) -> Result<bool> {
+        requeue(&self.inner, id).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        purge(&self.inner).await
+    }
+}
+
 /// Move a reserved message to the dead letters, then acknowledge it.
-pub(super) async fn put(inner: &Inner, delivery: &Delivery, reason: &str) -> Result<()> {
+async fn put(inner: &Inner, delivery: &Delivery, reason: &str) -> Result<()> {
     let Some(received) = inner.take_pending(&delivery.tag) else {
         // Its channel closed; RabbitMQ gave it back and it will be refused again.
         return Ok(());
@@ -59,7 +87,7 @@ pub(super) async fn put(inner: &Inner, delivery: &Delivery, reason: &str) -> Res
 }
 
 /// How many dead letters there are.
-pub(super) async fn count(inner: &Inner) -> Result<u64> {
+async fn count(inner: &Inner) -> Result<u64> {
     let session = inner.session().await?;
     let count = session.message_count(&QUEUE.into()).await?;
     Ok(u64::from(count.unwrap_or(0)))
@@ -118,11 +146,7 @@ async fn read_all(channel: &Channel) -> Result<Vec<Letter>> {
 }
 
 /// A page of dead letters, newest first.
-pub(super) async fn page(
-    inner: &Inner,
-    offset: usize,
-    limit: usize,
-) -> Result<Vec<DeadLetterInfo>> {
+async fn page(inner: &Inner, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
     let Some(channel) = reader(inner).await? else {
         return Ok(Vec::new());
     };
@@ -138,7 +162,7 @@ pub(super) async fn page(
 }
 
 /// One dead letter with its payload.
-pub(super) async fn fetch(inner: &Inner, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+async fn fetch(inner: &Inner, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
     let Some(channel) = reader(inner).await? else {
         return Ok(None);
     };
@@ -159,7 +183,7 @@ async fn find(channel: &Channel, id: &str) -> Result<Option<Letter>> {
 }
 
 /// Put a dead letter's message back on its queue and drop the letter.
-pub(super) async fn requeue(inner: &Inner, id: &str) -> Result<bool> {
+async fn requeue(inner: &Inner, id: &str) -> Result<bool> {
     let Some(channel) = reader(inner).await? else {
         return Ok(false);
     };
@@ -199,7 +223,7 @@ async fn requeue_on(inner: &Inner, channel: &Channel, id: &str) -> Result<bool> 
 }
 
 /// Delete every dead letter.
-pub(super) async fn purge(inner: &Inner) -> Result<u64> {
+async fn purge(inner: &Inner) -> Result<u64> {
     let session = inner.session().await?;
     if !session.exists(&QUEUE.into()).await? {
         return Ok(0);

@@ -15,7 +15,7 @@
 //!
 //! What AMQP has no place for lives in queues of our own:
 //! - dead letters in the durable queue `celeriac.dead_letter` (the message
-//!   as body, its [`DeadLetterInfo`] in the `x-celeriac-dead-letter`
+//!   as body, its [`DeadLetterInfo`](super::DeadLetterInfo) in the `x-celeriac-dead-letter`
 //!   header; [`dead_letters`]);
 //! - revocations in the stream `celeriac.revoked` (a RabbitMQ stream queue,
 //!   read from the start by every worker; [`revoked`]), besides Celery's
@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{Broker, DeadLetterInfo, Delivery, OutgoingMessage, Revocation};
+use super::{Broker, DeadLetters, Delivery, OutgoingMessage, QueueAdmin, Revocations};
 use crate::connect::redact;
 use crate::{Error, Result};
 
@@ -44,6 +44,7 @@ mod acks;
 mod consume;
 mod dead_letters;
 mod delay;
+mod queues;
 mod revoked;
 mod session;
 pub(crate) mod wire;
@@ -417,63 +418,20 @@ impl Broker for AmqpBroker {
         Ok(())
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        dead_letters::put(&self.inner, delivery, reason).await
-    }
-
-    async fn dead_letter_count(&self) -> Result<u64> {
-        dead_letters::count(&self.inner).await
-    }
-
-    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
-        dead_letters::page(&self.inner, offset, limit).await
-    }
-
-    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
-        dead_letters::fetch(&self.inner, id).await
-    }
-
-    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        dead_letters::requeue(&self.inner, id).await
-    }
-
-    async fn purge_dead_letters(&self) -> Result<u64> {
-        dead_letters::purge(&self.inner).await
-    }
-
-    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
-        revoked::record(&self.inner, task_ids, terminate, ttl).await
-    }
-
-    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>> {
-        revoked::since(&self.inner, since).await
-    }
-
-    async fn queue_depth(&self, queue: &str) -> Result<u64> {
-        let session = self.inner.session().await?;
-        let count = session
-            .message_count(&wire::short("queue name", queue)?)
-            .await?;
-        Ok(u64::from(count.unwrap_or(0)))
-    }
-
-    async fn purge(&self, queue: &str) -> Result<u64> {
-        let session = self.inner.session().await?;
-        let name = wire::short("queue name", queue)?;
-        if !session.exists(&name).await? {
-            return Ok(0);
-        }
-        let channel = session.side_channel().await?;
-        let purged = channel
-            .queue_purge(name, lapin::options::QueuePurgeOptions::default())
-            .await
-            .map_err(|e| Error::broker("purging a queue", e));
-        let _ = channel.close(200, "purged".into()).await;
-        Ok(u64::from(purged?))
-    }
-
     fn visibility_timeout(&self) -> Duration {
         self.inner.visibility_timeout
+    }
+
+    fn dead_letters(&self) -> &dyn DeadLetters {
+        self
+    }
+
+    fn revocations(&self) -> &dyn Revocations {
+        self
+    }
+
+    fn queues(&self) -> &dyn QueueAdmin {
+        self
     }
 }
 

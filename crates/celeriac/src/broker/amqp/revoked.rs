@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString};
@@ -22,8 +23,8 @@ use lapin::BasicProperties;
 use serde::{Deserialize, Serialize};
 
 use super::session::Session;
-use super::Inner;
-use crate::broker::Revocation;
+use super::{AmqpBroker, Inner};
+use crate::broker::{Revocation, Revocations};
 use crate::{Error, Result};
 
 /// The stream revocations are written to.
@@ -35,6 +36,17 @@ struct Record {
     terminate: bool,
     at: f64,
     expires: f64,
+}
+
+#[async_trait]
+impl Revocations for AmqpBroker {
+    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
+        record(&self.inner, task_ids, terminate, ttl).await
+    }
+
+    async fn revoked_since(&self, after: f64) -> Result<Vec<Revocation>> {
+        since(&self.inner, after).await
+    }
 }
 
 /// The revocations read so far, and which session the reader runs on.
@@ -58,12 +70,7 @@ fn stream_arguments() -> FieldTable {
 }
 
 /// Write revocations to the stream (and to this process's log at once).
-pub(super) async fn record(
-    inner: &Inner,
-    task_ids: &[String],
-    terminate: bool,
-    ttl: Duration,
-) -> Result<()> {
+async fn record(inner: &Inner, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
     let session = inner.session().await?;
     session.declare_own(STREAM, stream_arguments()).await?;
     let at = now();
@@ -98,7 +105,7 @@ fn remember(entries: &Mutex<HashMap<String, Record>>, record: Record) {
 }
 
 /// The revocations recorded after `since` that have not expired.
-pub(super) async fn since(inner: &Inner, since: f64) -> Result<Vec<Revocation>> {
+async fn since(inner: &Inner, since: f64) -> Result<Vec<Revocation>> {
     let session = inner.session().await?;
     if inner.revocations.reader.load(Ordering::Relaxed) != session.generation {
         start_reader(inner, &session).await?;

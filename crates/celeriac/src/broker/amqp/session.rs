@@ -17,7 +17,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lapin::options::{
@@ -35,7 +35,9 @@ pub(super) struct Session {
     /// Counts sessions; part of every delivery tag, so a tag of a dead
     /// channel is never taken for one of the new.
     pub(super) generation: u64,
-    pub(super) connection: Connection,
+    /// Shared only with the task that closes it when the session is
+    /// dropped ([`Drop`] below).
+    pub(super) connection: Arc<Connection>,
     /// Confirm mode: every publish waits for RabbitMQ's ack.
     pub(super) publish: Channel,
     /// Where the consumers live, with a channel-wide (global) QoS.
@@ -258,6 +260,26 @@ impl Session {
     }
 }
 
+/// A session no longer used (replaced after a failure, or its broker
+/// dropped) closes its connection: lapin keeps a connection open as long as
+/// it has channels, even with every handle dropped, and RabbitMQ gives
+/// back the messages a connection holds unacknowledged only when it closes.
+/// Left open, they would stay reserved by nobody until the process exits.
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.connection.status().connected() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let connection = Arc::clone(&self.connection);
+        runtime.spawn(async move {
+            let _ = connection.close(200, "session closed".into()).await;
+        });
+    }
+}
+
 /// Connect to `uri` (already in lapin's spelling) with its certificates.
 pub(super) async fn connect(
     uri: &str,
@@ -294,7 +316,7 @@ pub(super) async fn open(uri: &str, tls: &super::Tls, generation: u64) -> Result
         .map_err(|e| Error::broker("opening an AMQP channel", e))?;
     Ok(Session {
         generation,
-        connection,
+        connection: Arc::new(connection),
         publish,
         consume,
         broken: AtomicBool::new(false),

@@ -16,13 +16,14 @@
 //! tail, so concurrent migrators move each record once), so old dead
 //! letters stay listed, shown and requeueable.
 
+use async_trait::async_trait;
 use redis::Script;
 
-use super::redis_err;
+use super::{redis_err, RedisBroker};
 use crate::broker::dead_letters::{
     describe, from_legacy, parse_info, sort_key, truncated_refusal, DeadLetterInfo,
 };
-use crate::broker::Delivery;
+use crate::broker::{DeadLetters, Delivery};
 use crate::redis_support::{Keys, RedisConn};
 use crate::Result;
 
@@ -48,12 +49,7 @@ return 1
 ";
 
 /// Settle `delivery` by storing it as a dead letter, atomically.
-pub(super) async fn store(
-    conn: &mut RedisConn,
-    keys: &Keys,
-    delivery: &Delivery,
-    reason: &str,
-) -> Result<()> {
+async fn store(conn: &mut RedisConn, keys: &Keys, delivery: &Delivery, reason: &str) -> Result<()> {
     let (info, payload) = describe(&delivery.queue, reason, &delivery.payload);
     let _: () = redis::pipe()
         .atomic()
@@ -114,7 +110,7 @@ async fn migrate_legacy(conn: &mut RedisConn, keys: &Keys) -> Result<()> {
 }
 
 /// `ZCARD` of the index (after migrating old records, if any).
-pub(super) async fn count(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
+async fn count(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     let (count, legacy): (u64, u64) = redis::pipe()
         .zcard(keys.dead_letter_index())
         .llen(keys.dead_letter())
@@ -133,7 +129,7 @@ pub(super) async fn count(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
 }
 
 /// Newest first, metadata only.
-pub(super) async fn page(
+async fn page(
     conn: &mut RedisConn,
     keys: &Keys,
     offset: usize,
@@ -169,7 +165,7 @@ pub(super) async fn page(
 }
 
 /// One dead letter's metadata and payload.
-pub(super) async fn fetch(
+async fn fetch(
     conn: &mut RedisConn,
     keys: &Keys,
     id: &str,
@@ -187,7 +183,7 @@ pub(super) async fn fetch(
 }
 
 /// Put a dead letter's payload back on its queue (priority 0 list).
-pub(super) async fn requeue(conn: &mut RedisConn, keys: &Keys, id: &str) -> Result<bool> {
+async fn requeue(conn: &mut RedisConn, keys: &Keys, id: &str) -> Result<bool> {
     migrate_legacy(conn, keys).await?;
     let meta: Option<Vec<u8>> = redis::cmd("HGET")
         .arg(keys.dead_letter_meta())
@@ -214,7 +210,7 @@ pub(super) async fn requeue(conn: &mut RedisConn, keys: &Keys, id: &str) -> Resu
 }
 
 /// Delete every dead letter (old layout included); how many there were.
-pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
+async fn purge(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     let (count, legacy): (u64, u64) = redis::pipe()
         .atomic()
         .zcard(keys.dead_letter_index())
@@ -231,4 +227,31 @@ pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
         .await
         .map_err(redis_err("purging Redis dead letters"))?;
     Ok(count + legacy)
+}
+
+#[async_trait]
+impl DeadLetters for RedisBroker {
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        store(&mut self.conn.clone(), &self.keys, delivery, reason).await
+    }
+
+    async fn count(&self) -> Result<u64> {
+        count(&mut self.conn.clone(), &self.keys).await
+    }
+
+    async fn page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        page(&mut self.conn.clone(), &self.keys, offset, limit).await
+    }
+
+    async fn fetch(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        fetch(&mut self.conn.clone(), &self.keys, id).await
+    }
+
+    async fn requeue(&self, id: &str) -> Result<bool> {
+        requeue(&mut self.conn.clone(), &self.keys, id).await
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        purge(&mut self.conn.clone(), &self.keys).await
+    }
 }

@@ -27,6 +27,8 @@
 //!
 //! 7. Dead letters (`dead_letters.rs`): metadata in a hash indexed by a
 //!    sorted set, capped payloads in another hash.
+//! 8. Revocations (`revoked.rs`) in a sorted set; queue depth, names,
+//!    delayed messages and purge (`queues.rs`) for operators.
 //!
 //! `reply.rs` reads what the reservation script returns; `upkeep.rs` holds
 //! the background loops (acks, liveness, restores).
@@ -34,6 +36,7 @@
 mod dead_letters;
 mod queues;
 mod reply;
+mod revoked;
 mod upkeep;
 mod wait;
 
@@ -49,7 +52,9 @@ use tokio::sync::{mpsc, oneshot};
 use reply::{parse_reserved, unacked_tail};
 use upkeep::{ack_loop, announce, restore_loop, AckRequest, ALIVE_EVERY};
 
-use super::{priority_step, Broker, DeadLetterInfo, Delivery, OutgoingMessage, Revocation};
+use super::{
+    priority_step, Broker, DeadLetters, Delivery, OutgoingMessage, QueueAdmin, Revocations,
+};
 use crate::redis_support::{connect, Keys, RedisConn, SEP};
 use crate::{Error, Result};
 
@@ -361,174 +366,19 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        dead_letters::store(&mut self.conn.clone(), &self.keys, delivery, reason).await
-    }
-
-    async fn dead_letter_count(&self) -> Result<u64> {
-        dead_letters::count(&mut self.conn.clone(), &self.keys).await
-    }
-
-    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
-        dead_letters::page(&mut self.conn.clone(), &self.keys, offset, limit).await
-    }
-
-    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
-        dead_letters::fetch(&mut self.conn.clone(), &self.keys, id).await
-    }
-
-    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        dead_letters::requeue(&mut self.conn.clone(), &self.keys, id).await
-    }
-
-    async fn purge_dead_letters(&self) -> Result<u64> {
-        dead_letters::purge(&mut self.conn.clone(), &self.keys).await
-    }
-
-    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
-        let now = now_secs();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrembyscore(self.keys.revoked(), "-inf", now - ttl.as_secs_f64())
-            .ignore();
-        for id in task_ids {
-            pipe.zadd(self.keys.revoked(), Revocation::member(id, terminate), now)
-                .ignore();
-        }
-        pipe.expire(self.keys.revoked(), ttl.as_secs().max(1) as i64)
-            .ignore();
-        let _: () = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("recording revocations in Redis"))?;
-        Ok(())
-    }
-
-    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>> {
-        let rows: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(self.keys.revoked())
-            .arg(format!("({since}"))
-            .arg("+inf")
-            .arg("BYSCORE")
-            .arg("WITHSCORES")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("reading Redis revocations"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(member, at)| Revocation::from_member(&member, at))
-            .collect())
-    }
-
-    async fn queue_depth(&self, queue: &str) -> Result<u64> {
-        let mut pipe = redis::pipe();
-        for step in STEPS {
-            pipe.llen(self.keys.queue_list(queue, step));
-        }
-        let lens: Vec<u64> = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_err("measuring a Redis queue"))?;
-        Ok(lens.iter().sum())
-    }
-
-    async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
-        queues::delayed(&mut self.conn.clone(), &self.keys, limit).await
-    }
-
-    async fn flush_delayed(&self) -> Result<u64> {
-        queues::flush_delayed(&mut self.conn.clone(), &self.keys).await
-    }
-
-    async fn purge(&self, queue: &str) -> Result<u64> {
-        queues::purge(&mut self.conn.clone(), &self.keys, queue).await
-    }
-
-    async fn queue_names(&self) -> Result<Vec<String>> {
-        queue_names(&mut self.conn.clone(), &self.keys).await
-    }
-
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
     }
-}
 
-/// Queues kombu routes to (the last part of each `_kombu.binding.*`
-/// member) and lists that hold messages, one `SCAN` pass each; pidbox,
-/// event and reply queues are left out, priority lists (`q\x06\x163`)
-/// count as their queue.
-async fn queue_names(conn: &mut RedisConn, keys: &Keys) -> Result<Vec<String>> {
-    let err = redis_err("listing Redis queues");
-    let prefix = keys.prefix().to_owned();
-    let internal = |name: &str| {
-        name.ends_with(".celery.pidbox")
-            || name.ends_with("reply.celery.pidbox")
-            || name.starts_with("celeryev")
-            || name.starts_with("celeriac.")
-            || name.starts_with("_kombu.")
-            || name.starts_with("celery-task-meta-")
-            || name.starts_with("celery-taskset-meta-")
-            || name.starts_with("unacked")
-    };
-    let mut names = std::collections::BTreeSet::new();
-    let bindings: Vec<String> = scan(conn, &format!("{}*", keys.binding_prefix()), None)
-        .await
-        .map_err(&err)?;
-    for binding in bindings {
-        let members: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&binding)
-            .query_async(conn)
-            .await
-            .map_err(&err)?;
-        for member in members {
-            if let Some(queue) = member.rsplit(SEP).next() {
-                if !queue.is_empty() && !internal(queue) {
-                    names.insert(queue.to_owned());
-                }
-            }
-        }
+    fn dead_letters(&self) -> &dyn DeadLetters {
+        self
     }
-    let lists = scan(conn, &format!("{prefix}*"), Some("list"))
-        .await
-        .map_err(&err)?;
-    for key in lists {
-        let Some(name) = key.strip_prefix(prefix.as_str()) else {
-            continue;
-        };
-        let name = match name.rsplit_once(SEP) {
-            Some((queue, step)) if STEPS.iter().any(|s| s.to_string() == step) => queue,
-            _ => name,
-        };
-        if !name.is_empty() && !internal(name) {
-            names.insert(name.to_owned());
-        }
-    }
-    Ok(names.into_iter().collect())
-}
 
-/// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
-async fn scan(
-    conn: &mut RedisConn,
-    pattern: &str,
-    kind: Option<&str>,
-) -> redis::RedisResult<Vec<String>> {
-    let mut cursor: u64 = 0;
-    let mut out = Vec::new();
-    loop {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000);
-        if let Some(kind) = kind {
-            cmd.arg("TYPE").arg(kind);
-        }
-        let (next, keys): (u64, Vec<String>) = cmd.query_async(conn).await?;
-        out.extend(keys);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
+    fn revocations(&self) -> &dyn Revocations {
+        self
+    }
+
+    fn queues(&self) -> &dyn QueueAdmin {
+        self
     }
 }

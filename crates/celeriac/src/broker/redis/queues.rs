@@ -2,21 +2,19 @@
 //! the delivery path: `celeriac purge` (kombu's purge plus our delayed
 //! set) and `celeriac delayed list|flush` (the ETA messages a Celeriac
 //! process moved to `celeriac.delayed`, listed or handed back to kombu's
-//! queue lists for Python workers).
+//! queue lists for Python workers). With the queue depth and the queue
+//! names for monitors, they make the broker's [`QueueAdmin`].
 
+use async_trait::async_trait;
 use chrono::DateTime;
 use redis::Script;
 
-use super::{redis_err, STEPS};
-use crate::broker::DelayedInfo;
+use super::{redis_err, RedisBroker, STEPS};
+use crate::broker::{DelayedInfo, QueueAdmin};
 use crate::redis_support::{Keys, RedisConn, SEP};
 use crate::Result;
 
-pub(super) async fn delayed(
-    conn: &mut RedisConn,
-    keys: &Keys,
-    limit: usize,
-) -> Result<Vec<DelayedInfo>> {
+async fn delayed(conn: &mut RedisConn, keys: &Keys, limit: usize) -> Result<Vec<DelayedInfo>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -49,7 +47,7 @@ pub(super) async fn delayed(
         .collect())
 }
 
-pub(super) async fn flush_delayed(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
+async fn flush_delayed(conn: &mut RedisConn, keys: &Keys) -> Result<u64> {
     // Every member `<list><SEP><payload>` goes back to its list, as the
     // reservation script moves due ones.
     const FLUSH: &str = r#"
@@ -74,7 +72,7 @@ return moved
         .map_err(redis_err("handing delayed messages back in Redis"))
 }
 
-pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys, queue: &str) -> Result<u64> {
+async fn purge(conn: &mut RedisConn, keys: &Keys, queue: &str) -> Result<u64> {
     // kombu's purge: every priority list of the queue, counted and
     // deleted in one transaction; plus its delayed (ETA) messages.
     let mut pipe = redis::pipe();
@@ -91,6 +89,37 @@ pub(super) async fn purge(conn: &mut RedisConn, keys: &Keys, queue: &str) -> Res
         .map_err(redis_err("purging a Redis queue"))?;
     let delayed = purge_delayed(conn, keys, queue).await?;
     Ok(lens.iter().sum::<u64>() + delayed)
+}
+
+#[async_trait]
+impl QueueAdmin for RedisBroker {
+    async fn depth(&self, queue: &str) -> Result<u64> {
+        let mut pipe = redis::pipe();
+        for step in STEPS {
+            pipe.llen(self.keys.queue_list(queue, step));
+        }
+        let lens: Vec<u64> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_err("measuring a Redis queue"))?;
+        Ok(lens.iter().sum())
+    }
+
+    async fn names(&self) -> Result<Vec<String>> {
+        queue_names(&mut self.conn.clone(), &self.keys).await
+    }
+
+    async fn delayed(&self, limit: usize) -> Result<Vec<DelayedInfo>> {
+        delayed(&mut self.conn.clone(), &self.keys, limit).await
+    }
+
+    async fn flush_delayed(&self) -> Result<u64> {
+        flush_delayed(&mut self.conn.clone(), &self.keys).await
+    }
+
+    async fn purge(&self, queue: &str) -> Result<u64> {
+        purge(&mut self.conn.clone(), &self.keys, queue).await
+    }
 }
 
 /// Delete `queue`'s messages from the delayed (ETA) set, whose members are
@@ -122,4 +151,84 @@ return removed
     call.invoke_async(conn)
         .await
         .map_err(redis_err("purging a Redis queue's delayed messages"))
+}
+
+/// Queues kombu routes to (the last part of each `_kombu.binding.*`
+/// member) and lists that hold messages, one `SCAN` pass each; pidbox,
+/// event and reply queues are left out, priority lists (`q\x06\x163`)
+/// count as their queue.
+async fn queue_names(conn: &mut RedisConn, keys: &Keys) -> Result<Vec<String>> {
+    let err = redis_err("listing Redis queues");
+    let prefix = keys.prefix().to_owned();
+    let internal = |name: &str| {
+        name.ends_with(".celery.pidbox")
+            || name.ends_with("reply.celery.pidbox")
+            || name.starts_with("celeryev")
+            || name.starts_with("celeriac.")
+            || name.starts_with("_kombu.")
+            || name.starts_with("celery-task-meta-")
+            || name.starts_with("celery-taskset-meta-")
+            || name.starts_with("unacked")
+    };
+    let mut names = std::collections::BTreeSet::new();
+    let bindings: Vec<String> = scan(conn, &format!("{}*", keys.binding_prefix()), None)
+        .await
+        .map_err(&err)?;
+    for binding in bindings {
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&binding)
+            .query_async(conn)
+            .await
+            .map_err(&err)?;
+        for member in members {
+            if let Some(queue) = member.rsplit(SEP).next() {
+                if !queue.is_empty() && !internal(queue) {
+                    names.insert(queue.to_owned());
+                }
+            }
+        }
+    }
+    let lists = scan(conn, &format!("{prefix}*"), Some("list"))
+        .await
+        .map_err(&err)?;
+    for key in lists {
+        let Some(name) = key.strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        let name = match name.rsplit_once(SEP) {
+            Some((queue, step)) if STEPS.iter().any(|s| s.to_string() == step) => queue,
+            _ => name,
+        };
+        if !name.is_empty() && !internal(name) {
+            names.insert(name.to_owned());
+        }
+    }
+    Ok(names.into_iter().collect())
+}
+
+/// Every key matching `pattern` (of `kind`, when given), by `SCAN`.
+async fn scan(
+    conn: &mut RedisConn,
+    pattern: &str,
+    kind: Option<&str>,
+) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut out = Vec::new();
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        if let Some(kind) = kind {
+            cmd.arg("TYPE").arg(kind);
+        }
+        let (next, keys): (u64, Vec<String>) = cmd.query_async(conn).await?;
+        out.extend(keys);
+        if next == 0 {
+            return Ok(out);
+        }
+        cursor = next;
+    }
 }

@@ -4,12 +4,61 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::broker::dead_letters::{parse_info, sort_key, truncated_refusal, DeadLetterInfo};
+use super::{split_tag, SqliteBroker};
+use crate::broker::dead_letters::{
+    describe, parse_info, sort_key, truncated_refusal, DeadLetterInfo,
+};
+use crate::broker::{DeadLetters, Delivery};
 use crate::error::Error;
 use crate::sqlite_db::{now_secs, SqliteDb};
 use crate::Result;
+
+#[async_trait]
+impl DeadLetters for SqliteBroker {
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
+        let (info, payload) = describe(&delivery.queue, reason, &delivery.payload);
+        let id = split_tag(&delivery.tag);
+        let tag = delivery.tag.clone();
+        self.db
+            .write(move |conn| {
+                store_dead_letter(conn, &info, &payload)?;
+                if let Some(id) = id {
+                    conn.prepare_cached(
+                        "DELETE FROM celeriac_messages WHERE id = ?1 AND tag = ?2",
+                    )?
+                    .execute(rusqlite::params![id, tag])?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| Error::broker("dead-lettering in SQLite", e))
+    }
+
+    async fn count(&self) -> Result<u64> {
+        count(&self.db).await
+    }
+
+    async fn page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
+        page(&self.db, offset, limit).await
+    }
+
+    async fn fetch(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+        fetch(&self.db, id).await
+    }
+
+    async fn requeue(&self, id: &str) -> Result<bool> {
+        let found = requeue(&self.db, id).await?;
+        self.arrived.notify_waiters();
+        Ok(found)
+    }
+
+    async fn purge(&self) -> Result<u64> {
+        purge(&self.db).await
+    }
+}
 
 /// Insert one dead letter (both records) inside the caller's transaction.
 pub(crate) fn store_dead_letter(
@@ -31,7 +80,7 @@ pub(crate) fn store_dead_letter(
 }
 
 /// `COUNT(*)` of the metadata table.
-pub(super) async fn count(db: &Arc<SqliteDb>) -> Result<u64> {
+async fn count(db: &Arc<SqliteDb>) -> Result<u64> {
     db.read(|conn| {
         conn.prepare_cached("SELECT COUNT(*) FROM celeriac_dlq")?
             .query_row([], |r| r.get::<_, i64>(0))
@@ -42,11 +91,7 @@ pub(super) async fn count(db: &Arc<SqliteDb>) -> Result<u64> {
 }
 
 /// Newest first, metadata only.
-pub(super) async fn page(
-    db: &Arc<SqliteDb>,
-    offset: usize,
-    limit: usize,
-) -> Result<Vec<DeadLetterInfo>> {
+async fn page(db: &Arc<SqliteDb>, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let texts = db
@@ -66,10 +111,7 @@ pub(super) async fn page(
 }
 
 /// Metadata and payload of one dead letter.
-pub(super) async fn fetch(
-    db: &Arc<SqliteDb>,
-    id: &str,
-) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
+async fn fetch(db: &Arc<SqliteDb>, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
     let id = id.to_owned();
     let row = db
         .read(move |conn| {
@@ -97,7 +139,7 @@ enum Requeue {
 }
 
 /// Move a dead letter's payload back to its queue, in one transaction.
-pub(super) async fn requeue(db: &Arc<SqliteDb>, id: &str) -> Result<bool> {
+async fn requeue(db: &Arc<SqliteDb>, id: &str) -> Result<bool> {
     let id = id.to_owned();
     let outcome = db
         .write(move |conn| {
@@ -134,7 +176,7 @@ pub(super) async fn requeue(db: &Arc<SqliteDb>, id: &str) -> Result<bool> {
 }
 
 /// Delete every dead letter; how many there were.
-pub(super) async fn purge(db: &Arc<SqliteDb>) -> Result<u64> {
+async fn purge(db: &Arc<SqliteDb>) -> Result<u64> {
     db.write(|conn| {
         let n = conn.execute("DELETE FROM celeriac_dlq", [])?;
         conn.execute("DELETE FROM celeriac_dlq_payloads", [])?;

@@ -18,7 +18,9 @@
 //!    so a killed worker's tasks run again within seconds, not after the
 //!    visibility timeout.
 //! 5. Dead letters (`dead_letters.rs`): metadata and capped payloads in two
-//!    tables.
+//!    tables. Revocations (`revoked.rs`) in `celeriac_revoked`; queue
+//!    depth, names, delayed messages and purge (`queues.rs`) read the
+//!    messages table.
 //!
 //! Waiting for messages polls (1 ms doubling to 50 ms) because SQLite has no
 //! cross-process notification; publishers in the same process wake waiters
@@ -26,6 +28,8 @@
 
 mod dead_letters;
 mod liveness;
+mod queues;
+mod revoked;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -37,8 +41,9 @@ use rusqlite::params_from_iter;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::dead_letters::{describe, DeadLetterInfo};
-use super::{priority_step, Broker, Delivery, OutgoingMessage, Revocation};
+use super::{
+    priority_step, Broker, DeadLetters, Delivery, OutgoingMessage, QueueAdmin, Revocations,
+};
 use crate::error::Error;
 use crate::sqlite_db::{now_secs, SqliteDb};
 use crate::Result;
@@ -263,84 +268,6 @@ impl Broker for SqliteBroker {
         self.set_visible(tag, until, false).await
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<()> {
-        let (info, payload) = describe(&delivery.queue, reason, &delivery.payload);
-        let id = split_tag(&delivery.tag);
-        let tag = delivery.tag.clone();
-        self.db
-            .write(move |conn| {
-                store_dead_letter(conn, &info, &payload)?;
-                if let Some(id) = id {
-                    conn.prepare_cached(
-                        "DELETE FROM celeriac_messages WHERE id = ?1 AND tag = ?2",
-                    )?
-                    .execute(rusqlite::params![id, tag])?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| Error::broker("dead-lettering in SQLite", e))
-    }
-
-    async fn dead_letter_count(&self) -> Result<u64> {
-        dead_letters::count(&self.db).await
-    }
-
-    async fn dead_letter_page(&self, offset: usize, limit: usize) -> Result<Vec<DeadLetterInfo>> {
-        dead_letters::page(&self.db, offset, limit).await
-    }
-
-    async fn fetch_dead_letter(&self, id: &str) -> Result<Option<(DeadLetterInfo, Vec<u8>)>> {
-        dead_letters::fetch(&self.db, id).await
-    }
-
-    async fn requeue_dead_letter(&self, id: &str) -> Result<bool> {
-        let found = dead_letters::requeue(&self.db, id).await?;
-        self.arrived.notify_waiters();
-        Ok(found)
-    }
-
-    async fn purge_dead_letters(&self) -> Result<u64> {
-        dead_letters::purge(&self.db).await
-    }
-
-    async fn revoke(&self, task_ids: &[String], terminate: bool, ttl: Duration) -> Result<()> {
-        let members: Vec<String> = task_ids
-            .iter()
-            .map(|id| Revocation::member(id, terminate))
-            .collect();
-        self.db
-            .write(move |conn| {
-                let now = now_secs();
-                conn.prepare_cached("DELETE FROM celeriac_revoked WHERE expires_at < ?1")?
-                    .execute([now])?;
-                let mut insert = conn.prepare_cached(
-                    "INSERT OR REPLACE INTO celeriac_revoked (member, at, expires_at) VALUES (?1, ?2, ?3)",
-                )?;
-                for member in &members {
-                    insert.execute(rusqlite::params![member, now, now + ttl.as_secs_f64()])?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| Error::broker("recording revocations in SQLite", e))
-    }
-
-    async fn revoked_since(&self, since: f64) -> Result<Vec<Revocation>> {
-        self.db
-            .read(move |conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT member, at FROM celeriac_revoked WHERE at > ?1 AND expires_at > ?2",
-                )?;
-                let rows = stmt.query_map(rusqlite::params![since, now_secs()], |r| {
-                    Ok(Revocation::from_member(&r.get::<_, String>(0)?, r.get(1)?))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| Error::broker("reading SQLite revocations", e))
-    }
-
     async fn extend_many(&self, tags: &[String]) -> Result<()> {
         let until = now_secs() + self.visibility_timeout.as_secs_f64();
         let pairs: Vec<(i64, String)> = tags
@@ -361,83 +288,20 @@ impl Broker for SqliteBroker {
             .map_err(|e| Error::broker("extending SQLite reservations", e))
     }
 
-    async fn queue_depth(&self, queue: &str) -> Result<u64> {
-        let queue = queue.to_owned();
-        self.db
-            .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT COUNT(*) FROM celeriac_messages WHERE queue = ?1 AND visible_at <= ?2",
-                )?
-                .query_row(rusqlite::params![queue, now_secs()], |r| r.get::<_, i64>(0))
-            })
-            .await
-            .map(|n| n.max(0) as u64)
-            .map_err(|e| Error::broker("counting a SQLite queue", e))
-    }
-
-    async fn purge(&self, queue: &str) -> Result<u64> {
-        let queue = queue.to_owned();
-        self.db
-            .write(move |conn| {
-                // Held = leased by a live reservation (a tag and a future
-                // visible_at); everything else waiting goes.
-                conn.prepare_cached(
-                    "DELETE FROM celeriac_messages WHERE queue = ?1 \
-                     AND (tag IS NULL OR visible_at <= ?2)",
-                )?
-                .execute(rusqlite::params![queue, now_secs()])
-            })
-            .await
-            .map(|n| n as u64)
-            .map_err(|e| Error::broker("purging a SQLite queue", e))
-    }
-
-    async fn delayed(&self, limit: usize) -> Result<Vec<super::DelayedInfo>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .db
-            .read(move |conn| {
-                // Not leased (a lease sets the tag) and not yet visible:
-                // sent with an ETA, or set aside by a worker until due.
-                let mut stmt = conn.prepare_cached(
-                    "SELECT queue, visible_at, payload FROM celeriac_messages \
-                     WHERE tag IS NULL AND visible_at > ?1 ORDER BY visible_at, id LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(rusqlite::params![now_secs(), limit], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, f64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| Error::broker("listing SQLite delayed messages", e))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(queue, at, payload)| {
-                let eta = DateTime::from_timestamp_micros((at * 1e6) as i64)?;
-                Some(super::DelayedInfo::read(queue, eta, payload))
-            })
-            .collect())
-    }
-
-    async fn queue_names(&self) -> Result<Vec<String>> {
-        self.db
-            .read(|conn| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT DISTINCT queue FROM celeriac_messages ORDER BY queue",
-                )?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| Error::broker("listing SQLite queues", e))
-    }
-
     fn visibility_timeout(&self) -> Duration {
         self.visibility_timeout
+    }
+
+    fn dead_letters(&self) -> &dyn DeadLetters {
+        self
+    }
+
+    fn revocations(&self) -> &dyn Revocations {
+        self
+    }
+
+    fn queues(&self) -> &dyn QueueAdmin {
+        self
     }
 }
 
@@ -499,9 +363,9 @@ mod tests {
         assert!(again[0].redelivered);
         // The stale holder's ack must not remove the new reservation.
         broker.ack(&second[0].tag).await?;
-        assert_eq!(broker.queue_depth("q").await?, 0);
-        broker.requeue(&again[0].tag).await?;
-        assert_eq!(broker.queue_depth("q").await?, 1);
+        assert_eq!(broker.queues().depth("q").await?, 0);
+        Broker::requeue(&broker, &again[0].tag).await?;
+        assert_eq!(broker.queues().depth("q").await?, 1);
         Ok(())
     }
 }
