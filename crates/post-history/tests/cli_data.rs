@@ -1,4 +1,4 @@
-//! `celeriac sample-data`, `preprocess` and `seed`, run as the built binary.
+//! `post-history sample-data`, `preprocess` and `seed`, run as the built binary.
 
 use std::path::Path;
 use std::process::{Command, Output};

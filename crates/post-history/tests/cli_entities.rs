@@ -1,4 +1,4 @@
-//! `celeriac entities eval` and `celeriac entities extract`, run as the built
+//! `post-history entities eval` and `post-history entities extract`, run as the built
 //! binary.
 
 use std::io::Write;

@@ -63,10 +63,10 @@ pub enum DbError {
         source: rusqlite::Error,
     },
     /// The database has no `posts` table.
-    #[error("posts database {0} has no `posts` table (run `celeriac seed` first)")]
+    #[error("posts database {0} has no `posts` table (run `post-history seed` first)")]
     NoPostsTable(String),
     /// The database file does not exist (read-only opens never create one).
-    #[error("posts database {0} does not exist (run `celeriac seed` first)")]
+    #[error("posts database {0} does not exist (run `post-history seed` first)")]
     Missing(String),
 }
 

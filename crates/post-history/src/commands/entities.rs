@@ -1,9 +1,9 @@
 //! `entities`: named-entity extraction and its evaluation.
 //!
-//! - `celeriac entities eval [--file F] [--errors] [--json] [--min-f1 X]`:
+//! - `post-history entities eval [--file F] [--errors] [--json] [--min-f1 X]`:
 //!   precision, recall and F1 (untyped and typed, per split and per type) on
 //!   the shipped labelled set or a JSON Lines file of the same format.
-//! - `celeriac entities extract [TEXT…]`: entities of the text given as
+//! - `post-history entities extract [TEXT…]`: entities of the text given as
 //!   arguments, or of each line of standard input, as JSON.
 
 use std::io::{BufRead, Write};
@@ -28,7 +28,7 @@ enum EntitiesCommand {
     Extract(ExtractArgs),
 }
 
-/// Arguments of `celeriac entities eval`.
+/// Arguments of `post-history entities eval`.
 #[derive(Debug, clap::Args)]
 struct EvalArgs {
     /// JSON Lines file of {"text", "entities": [{"text", "type"}], "split"?}
@@ -50,7 +50,7 @@ struct EvalArgs {
     no_gazetteer: bool,
 }
 
-/// Arguments of `celeriac entities extract`.
+/// Arguments of `post-history entities extract`.
 #[derive(Debug, clap::Args)]
 struct ExtractArgs {
     /// The text (words are joined with spaces); without it, each line of stdin is one text.

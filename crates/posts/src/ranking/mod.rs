@@ -13,7 +13,7 @@
 //!    no entity" then "mentions one" ([`MatchOptions`] says how a mention is
 //!    matched; the default is the original's case-sensitive substring test).
 //! 4. [`server::router`] serves it over HTTP (`POST /rank`, `GET /health`,
-//!    `GET /openapi.json`); `celeriac rank-server` runs it.
+//!    `GET /openapi.json`); `post-history rank-server` runs it.
 //!
 //! # Layout
 //! - `matcher`: [`EntityMatcher`], [`MatchOptions`].

@@ -15,7 +15,7 @@
 //! shutdown future resolves, closing connections whose client sends no
 //! complete request head in time or stays idle too long
 //! ([`ServerOptions::timeouts`], through [`celeriac_serve`]); [`run`] is the
-//! whole server (`celeriac rank-server`, the demo): cache, first read,
+//! whole server (`post-history rank-server`, the demo): cache, first read,
 //! background refresh, routes.
 
 use std::future::Future;

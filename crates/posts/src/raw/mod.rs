@@ -301,7 +301,7 @@ pub fn preprocess(
             in_dir,
             None,
             format_args!(
-                "no raw input found (expected {FACEBOOK_POSTS_CSV}, {REDDIT_CSV} or {TWITTER_JSONL}; `celeriac sample-data` generates them)"
+                "no raw input found (expected {FACEBOOK_POSTS_CSV}, {REDDIT_CSV} or {TWITTER_JSONL}; `post-history sample-data` generates them)"
             ),
         ));
     }

@@ -1,4 +1,4 @@
-//! The two distributions of `celeriac seed`, parsed from their flag syntax.
+//! The two distributions of `post-history seed`, parsed from their flag syntax.
 //!
 //! 1. [`ActivityDistribution`]: `"0.2:20,1:65,5:15"`, activity level (relative
 //!    sessions per day) → relative share of users.

@@ -1,14 +1,14 @@
 //! Seeding the posts database from normalized ContentItem JSON Lines, with a
 //! simulated user pool (the original `seed_post_db.py`).
 //!
-//! 1. [`SeedOptions`]: every flag of `celeriac seed`, with the defaults of
+//! 1. [`SeedOptions`]: every flag of `post-history seed`, with the defaults of
 //!    the original (500 users, 1 session per day, 10 items per session,
 //!    activity `1:1`, platforms `auto`).
 //! 2. [`seed`]: load and check the input, plan the feeds (`pool.rs`), write
 //!    the rows (`writer.rs`). Deterministic: the same options, input and `now`
 //!    give a byte-identical database file.
 //! 3. [`ensure_demo_database`]: generate, preprocess and seed a database when
-//!    there is none (for `celeriac demo`).
+//!    there is none (for `post-history demo`).
 //!
 //! # The user pool
 //! Users get a platform (shares follow `--platform-distribution`; `auto` = in
@@ -119,7 +119,7 @@ pub enum SeedError {
     #[error(transparent)]
     Distribution(#[from] DistributionError),
     /// Input files are missing.
-    #[error("missing input file{}: {} (run `celeriac preprocess` first, or leave {} out of --platform-distribution)",
+    #[error("missing input file{}: {} (run `post-history preprocess` first, or leave {} out of --platform-distribution)",
         if .0.len() > 1 { "s" } else { "" },
         .0.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
         if .0.len() > 1 { "those platforms" } else { "that platform" })]
@@ -420,7 +420,7 @@ impl Feed<'_, '_> {
     }
 }
 
-/// The seed `celeriac demo` uses for its sample data and user pool.
+/// The seed `post-history demo` uses for its sample data and user pool.
 pub const DEMO_SEED: u64 = 42;
 
 /// Makes sure a demo posts database exists at `db_path`: when the file is
