@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use celeriac::{task, App, Context, TaskError, Worker, WorkerOptions};
+use celeriac::{task, App, AppConfig, Context, TaskError, Worker, WorkerOptions};
 use clap::Parser;
 use serde_json::{Map, Value};
 
@@ -20,6 +20,10 @@ struct Args {
     /// the broker's.
     #[arg(long)]
     backend: Option<String>,
+    /// The master a `sentinel://` broker or backend URL follows (Celery's
+    /// `broker_transport_options={'master_name': …}`).
+    #[arg(long)]
+    master_name: Option<String>,
     /// Concurrency.
     #[arg(short = 'c', long, default_value_t = 4)]
     concurrency: usize,
@@ -223,8 +227,12 @@ async fn main() -> anyhow::Result<()> {
     let backend = args.backend.clone().unwrap_or_else(|| args.broker.clone());
     std::env::set_var(TASKS_REDIS_URL, &backend);
     let app = App::builder()
-        .broker_url(&args.broker)
-        .backend_url(&backend)
+        .config(AppConfig {
+            broker_url: args.broker.clone(),
+            backend_url: backend.clone(),
+            master_name: args.master_name.clone(),
+            ..AppConfig::default()
+        })
         .visibility_timeout(Duration::from_secs_f64(args.visibility_timeout))
         .task(add)
         .task(echo)

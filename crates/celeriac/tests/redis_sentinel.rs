@@ -8,20 +8,19 @@
 //!
 //! Needs `redis-server` (Debian's runs as a sentinel with `--sentinel`).
 
+#[path = "support/sentinel.rs"]
+mod sentinel;
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use celeriac::{task, App, AppConfig, SendOptions, TaskError, Worker, WorkerOptions};
-use redis::aio::MultiplexedConnection;
+use sentinel::{connection, master_port, until, Group, MASTER};
 use serde_json::{json, Map, Value};
 use support::free_port;
 
-const MASTER: &str = "mymaster";
 const TASKS: usize = 2_000;
 
 /// How many times each task id ran.
@@ -44,142 +43,6 @@ fn runs() -> HashMap<u64, u32> {
         .unwrap_or_else(|e| e.into_inner())
         .clone()
         .unwrap_or_default()
-}
-
-/// A server process killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn redis_server() -> String {
-    std::env::var("CELERIAC_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
-}
-
-fn spawn(args: &[String], dir: &Path) -> Child {
-    Command::new(redis_server())
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start redis-server: {e} (scripts/test.sh installs it)"))
-}
-
-/// A data node: the master, or a replica of `master`.
-fn node(dir: &Path, master: Option<u16>) -> Server {
-    let port = free_port();
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        // A replica's first sync starts at once, not after 5 s.
-        "--repl-diskless-sync-delay",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    if let Some(master) = master {
-        args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
-    }
-    Server {
-        child: spawn(&args, dir),
-        port,
-    }
-}
-
-/// A sentinel watching `master`, quick to declare it down.
-fn sentinel(dir: &Path, master: u16) -> Server {
-    let port = free_port();
-    let conf = dir.join("sentinel.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port {port}\nbind 127.0.0.1\ndir {}\n\
-             sentinel monitor {MASTER} 127.0.0.1 {master} 1\n\
-             sentinel down-after-milliseconds {MASTER} 300\n\
-             sentinel failover-timeout {MASTER} 3000\n",
-            dir.display()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    Server {
-        child: spawn(&[conf.display().to_string(), "--sentinel".to_owned()], dir),
-        port,
-    }
-}
-
-async fn connection(port: u16) -> redis::RedisResult<MultiplexedConnection> {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/0"))?
-        .get_multiplexed_async_connection()
-        .await
-}
-
-/// Poll `ready` every 20 ms until it holds; panic naming `what` after `limit`.
-async fn until<F, Fut>(what: &str, limit: Duration, mut ready: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !ready().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-async fn replica_synced(port: u16) -> bool {
-    let Ok(mut conn) = connection(port).await else {
-        return false;
-    };
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    info.contains("master_link_status:up")
-}
-
-/// Whether the sentinel sees `replica` as a healthy replica of the master.
-async fn sentinel_knows(sentinel: u16, replica: u16) -> bool {
-    let Ok(mut conn) = connection(sentinel).await else {
-        return false;
-    };
-    let replicas: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
-        .arg("replicas")
-        .arg(MASTER)
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
-    replicas.iter().any(|r| {
-        r.get("port") == Some(&replica.to_string())
-            && r.get("flags").map(String::as_str) == Some("slave")
-    })
-}
-
-async fn master_port(sentinel: u16) -> Option<u16> {
-    let mut conn = connection(sentinel).await.ok()?;
-    let addr: Option<(String, String)> = redis::cmd("SENTINEL")
-        .arg("get-master-addr-by-name")
-        .arg(MASTER)
-        .query_async(&mut conn)
-        .await
-        .ok()?;
-    addr?.1.parse().ok()
 }
 
 /// How many of `ids` have a SUCCESS stored on the server at `port`.
@@ -222,40 +85,6 @@ async fn left_over(port: u16) -> (usize, usize) {
         .await
         .unwrap_or(usize::MAX);
     (queued, unacked)
-}
-
-/// A master, its replica and a sentinel watching them, ready to fail over.
-struct Group {
-    master: Server,
-    replica: Server,
-    sentinel: Server,
-    _dir: tempfile::TempDir,
-}
-
-impl Group {
-    async fn start() -> Group {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let master = node(dir.path(), None);
-        let replica = node(dir.path(), Some(master.port));
-        until("the replica syncs", Duration::from_secs(10), || {
-            replica_synced(replica.port)
-        })
-        .await;
-        // Started once the replica is attached, so its first look sees it.
-        let sentinel = sentinel(dir.path(), master.port);
-        until(
-            "the sentinel sees the replica",
-            Duration::from_secs(10),
-            || sentinel_knows(sentinel.port, replica.port),
-        )
-        .await;
-        Group {
-            master,
-            replica,
-            sentinel,
-            _dir: dir,
-        }
-    }
 }
 
 /// An app with broker and backend behind the sentinel at `port`. A
