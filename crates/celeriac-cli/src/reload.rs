@@ -187,6 +187,34 @@ fn is_source(path: &Path, roots: &[PathBuf], target_dir: &Path) -> bool {
     !hidden && matches!(ext, Some("rs" | "toml"))
 }
 
+/// Watch `dir` itself and, recursively, each directory in it but the
+/// target directory and hidden ones: a build writes thousands of files
+/// there, and each watched directory costs an inotify watch.
+fn watch_sources(
+    watcher: &mut notify::RecommendedWatcher,
+    dir: &Path,
+    target_dir: &Path,
+) -> anyhow::Result<()> {
+    let watch = |watcher: &mut notify::RecommendedWatcher, path: &Path, mode| {
+        watcher
+            .watch(path, mode)
+            .with_context(|| format!("--reload: watching {}", path.display()))
+    };
+    watch(watcher, dir, RecursiveMode::NonRecursive)?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("--reload: reading {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let is_target =
+            path == target_dir || path.canonicalize().is_ok_and(|p| p.starts_with(target_dir));
+        if path.is_dir() && !hidden && !is_target {
+            watch(watcher, &path, RecursiveMode::Recursive)?;
+        }
+    }
+    Ok(())
+}
+
 /// Supervise `command` (`worker` or `beat`) until SIGINT/SIGTERM.
 pub(crate) fn supervise(args: &ReloadArgs, command: &str) -> anyhow::Result<()> {
     crate::block_on(run(args.clone(), command.to_owned()))
@@ -223,9 +251,7 @@ async fn run(args: ReloadArgs, command: String) -> anyhow::Result<()> {
     })
     .context("--reload: starting the file watcher")?;
     for dir in &dirs {
-        watcher
-            .watch(dir, RecursiveMode::Recursive)
-            .with_context(|| format!("--reload: watching {}", dir.display()))?;
+        watch_sources(&mut watcher, dir, &build.target_dir)?;
     }
     let child_args = child_args();
     tracing::info!(
