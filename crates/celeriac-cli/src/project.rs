@@ -153,8 +153,8 @@ where
     }
 
     /// Add the project's own subcommands `C2`, run by `handler` (which
-    /// also receives the options). A name that is also a built-in command
-    /// replaces it.
+    /// also receives the options). Their names must differ from the
+    /// built-in commands' (clap refuses a duplicate name).
     pub fn commands<C2: Subcommand + FromArgMatches>(
         self,
         handler: impl FnOnce(C2, &O) -> anyhow::Result<()> + 'static,
