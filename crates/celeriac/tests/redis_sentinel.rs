@@ -199,12 +199,17 @@ async fn a_worker_follows_a_failover_and_loses_nothing() {
          replica {promoted:?} later; the worker stored results on it {resumed:?} after the kill"
     );
 
-    until(
+    // What is asserted is that nothing is lost, not how fast: on a loaded
+    // machine one run in CI took longer than 30 s to finish the rest
+    // (not reproduced in 8 runs under load since), so the time is printed
+    // and the deadline only stops a run that never completes.
+    let finished = until(
         "every result is stored",
-        Duration::from_secs(30),
+        Duration::from_secs(120),
         || async { stored(replica, &ids).await == TASKS },
     )
     .await;
+    eprintln!("every result stored {finished:?} after the worker resumed");
     until(
         "nothing is left queued or unacknowledged",
         Duration::from_secs(10),
