@@ -43,7 +43,14 @@ async fn start(with_worker: bool) -> (String, Vec<oneshot::Sender<()>>) {
     tokio::spawn(celeriac_http::serve(
         listener,
         app,
-        celeriac_http::HttpConfig::default(),
+        celeriac_http::HttpConfig {
+            // The seed's route the scenario drives, as its app declares it.
+            producer_routes: vec![
+                celeriac_http::ProducerRoute::new("sum", "tasks.sum_to_n_job")
+                    .arg("number", celeriac_http::ArgType::UnsignedInteger),
+            ],
+            ..celeriac_http::HttpConfig::default()
+        },
         async move {
             let _ = rx.await;
         },
