@@ -100,7 +100,7 @@ impl Build {
 
     /// `cargo build` of the binary; the compiler's output when it fails.
     async fn run(&self) -> anyhow::Result<Result<(), String>> {
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let mut cargo = Command::new(cargo());
         cargo
             .arg("build")
             .args(["--bin", &self.bin])
@@ -123,6 +123,11 @@ impl Build {
             Ok(Err(String::from_utf8_lossy(&out.stderr).into_owned()))
         }
     }
+}
+
+/// The cargo that runs us (`cargo run` sets `CARGO`), else the one on `PATH`.
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
 /// The cargo workspace that holds `dir` (`cargo locate-project`).
