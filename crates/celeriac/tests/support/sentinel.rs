@@ -59,6 +59,8 @@ pub fn node(dir: &Path, master: Option<u16>) -> Server {
         // A replica's first sync starts at once, not after 5 s.
         "--repl-diskless-sync-delay",
         "0",
+        "--logfile",
+        &format!("redis-{port}.log"),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -81,8 +83,9 @@ pub fn sentinel(dir: &Path, master: u16) -> Server {
         format!(
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor {MASTER} 127.0.0.1 {master} 1\n\
-             sentinel down-after-milliseconds {MASTER} 300\n\
-             sentinel failover-timeout {MASTER} 3000\n",
+             sentinel down-after-milliseconds {MASTER} 1000\n\
+             sentinel failover-timeout {MASTER} 3000\n\
+             logfile sentinel-{port}.log\n",
             dir.display()
         ),
     )
@@ -125,6 +128,32 @@ pub async fn replica_synced(port: u16) -> bool {
     info.contains("master_link_status:up")
 }
 
+/// A field of `INFO replication` on the server at `port`.
+async fn replication_field(port: u16, field: &str) -> Option<u64> {
+    let mut conn = connection(port).await.ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Whether the replica has applied everything the master had written when
+/// asked. `WAIT` cannot tell: it counts against the asking connection's
+/// own writes, and a master streams to a replica only after the replica's
+/// first acknowledgement (up to a second after a full sync).
+pub async fn replica_caught_up(master: u16, replica: u16) -> bool {
+    let Some(written) = replication_field(master, "master_repl_offset").await else {
+        return false;
+    };
+    replication_field(replica, "slave_repl_offset")
+        .await
+        .is_some_and(|applied| applied >= written)
+}
+
 /// Whether the sentinel sees `replica` as a healthy replica of the master.
 pub async fn sentinel_knows(sentinel: u16, replica: u16) -> bool {
     let Ok(mut conn) = connection(sentinel).await else {
@@ -162,6 +191,22 @@ pub struct Group {
 }
 
 impl Group {
+    /// The three servers' logs, for a failing test's message.
+    pub fn logs(&self) -> String {
+        [
+            ("master", format!("redis-{}.log", self.master.port)),
+            ("replica", format!("redis-{}.log", self.replica.port)),
+            ("sentinel", format!("sentinel-{}.log", self.sentinel.port)),
+        ]
+        .iter()
+        .map(|(who, file)| {
+            let log = std::fs::read_to_string(self._dir.path().join(file))
+                .unwrap_or_else(|e| format!("(cannot read {file}: {e})"));
+            format!("--- {who} ({file}) ---\n{log}")
+        })
+        .collect()
+    }
+
     pub async fn start() -> Group {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let master = node(dir.path(), None);
