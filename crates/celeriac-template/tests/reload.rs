@@ -2,7 +2,9 @@
 //! of `acks_late` tasks flows while a source edit changes what the task
 //! returns. New results carry the new value within the build time plus 5 s;
 //! every task has exactly one result and ran exactly once; a syntax error
-//! keeps the old worker serving and prints the compiler's error.
+//! keeps the old worker serving and prints the compiler's error. Then
+//! `beat --reload` on the same crate: an edit restarts beat, which goes on
+//! sending, and no tick is sent twice across the restart.
 //!
 //! The scratch crate depends on this workspace's `celeriac` and
 //! `celeriac-cli` by path, uses its `Cargo.lock` and profiles, and builds
@@ -104,8 +106,12 @@ struct Supervisor(Child);
 impl Supervisor {
     /// SIGTERM, then wait for the exit.
     fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.0.try_wait() {
+            return Some(status);
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -341,5 +347,78 @@ async fn a_source_edit_reloads_the_worker_without_losing_or_repeating_a_task() {
         twice.is_empty(),
         "tasks not run exactly once: {twice:?} ({} sent)",
         sent.len()
+    );
+
+    beat_reloads_and_sends_no_tick_twice(probe.path(), &target, &url, data.path());
+}
+
+/// `beat --reload`, the same supervisor around beat: an edit rebuilds and
+/// restarts it, it goes on sending after the restart, and no tick is sent
+/// twice across it (a tick's task id is derived from the tick, so each
+/// `sent` line's id names its tick).
+fn beat_reloads_and_sends_no_tick_twice(probe: &Path, target: &Path, url: &str, data: &Path) {
+    // Back to the last good source (the binary on disk), so starting
+    // changes nothing; then a schedule that sends every second.
+    std::fs::write(probe.join("src/main.rs"), probe_source("1000")).expect("repair");
+    std::fs::write(
+        probe.join("beat.toml"),
+        format!("[[schedule]]\nname = \"probe-every-second\"\ntask = \"{TASK}\"\nevery = \"1s\"\nargs = [1, 1]\n"),
+    )
+    .expect("schedule");
+    let log = data.join("beat.log");
+    let mut beat = Supervisor(
+        Command::new(target.join("debug/reload-probe"))
+            .args(["beat", "--reload", "--schedule", "beat.toml"])
+            .current_dir(probe)
+            .env("CELERIAC_BROKER_URL", url)
+            .env("CELERIAC_RESULT_BACKEND", url)
+            .env("CARGO_TARGET_DIR", target)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("beat log"))
+            .spawn()
+            .expect("start beat"),
+    );
+    const SENT: &str = " sent entry=";
+    wait_for_log(&log, SENT, Duration::from_secs(60));
+
+    std::fs::write(probe.join("src/main.rs"), probe_source("2000")).expect("edit");
+    let edited = Instant::now();
+    wait_for_log(&log, "reloaded", Duration::from_secs(300));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resumed = loop {
+        let text = log_text(&log);
+        let after = text.rfind("reloaded").map_or("", |at| &text[at..]);
+        if after.contains(SENT) {
+            break edited.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "beat sent nothing after the reload:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stopped = beat.stop();
+    let text = log_text(&log);
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "beat's supervisor exited with {stopped:?}:\n{text}"
+    );
+    let ids: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(SENT))
+        .filter_map(|line| line.split("task_id=").nth(1)?.split_whitespace().next())
+        .collect();
+    let distinct: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "a tick was sent twice across the reload:\n{text}"
+    );
+    eprintln!(
+        "beat restarted on the new build and sent again {resumed:?} after the edit; {} ticks \
+         sent, none twice",
+        ids.len()
     );
 }

@@ -187,7 +187,7 @@ pub struct Group {
     pub master: Server,
     pub replica: Server,
     pub sentinel: Server,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Group {
@@ -200,7 +200,7 @@ impl Group {
         ]
         .iter()
         .map(|(who, file)| {
-            let log = std::fs::read_to_string(self._dir.path().join(file))
+            let log = std::fs::read_to_string(self.dir.path().join(file))
                 .unwrap_or_else(|e| format!("(cannot read {file}: {e})"));
             format!("--- {who} ({file}) ---\n{log}")
         })
@@ -227,7 +227,7 @@ impl Group {
             master,
             replica,
             sentinel,
-            _dir: dir,
+            dir,
         }
     }
 }
