@@ -12,7 +12,10 @@ use celeriac::{App, AppConfig};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{completions, cpu, describe_cpu, procfs, Bench, Phase, Pool, Row, RowKind};
+use super::pool::Pool;
+use super::report::{describe_cpu, Phase, Row};
+use super::results::completions;
+use super::{cpu, procfs, Bench, RowKind};
 
 /// The presets of `celery_bench.py`, in the order they run.
 pub(super) const PRESETS: [Preset; 2] = [
