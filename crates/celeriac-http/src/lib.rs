@@ -26,7 +26,7 @@
 //! - `/dashboard` (with task and group pages), its assets embedded in the
 //!   binary;
 //! - `/metrics` (Prometheus), `/openapi.json` (listing exactly the declared
-//!   producer routes; [`openapi`]), `/health`; [`routes`] lists every
+//!   producer routes; [`openapi`]), `/health`; [`routes()`] lists every
 //!   route a configuration serves.
 //!
 //! A *monitor* keeps what the server knows: recent tasks, workers and

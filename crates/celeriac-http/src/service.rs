@@ -6,7 +6,7 @@
 //! 3. [`revoke`] and [`retry`].
 //! 4. [`dead_letters`] and [`requeue`].
 //! 5. Groups (`service/groups.rs`): [`send_group`], [`group_view`].
-//! 6. Scheduled tasks (`service/scheduled.rs`): [`scheduled`].
+//! 6. Scheduled tasks (`service/scheduled.rs`): [`mod@scheduled`].
 
 mod groups;
 mod scheduled;

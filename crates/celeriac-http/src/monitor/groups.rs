@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use celeriac::protocol::{Event, ResultMeta};
 use serde_json::Value;
 
-use super::tasks::TaskTable;
+use super::table::TaskTable;
 use crate::views::TaskView;
 
 fn text(event: &Event, key: &str) -> Option<String> {

@@ -5,7 +5,7 @@
 //!    subscription in [`crate::background`]), sends through this API
 //!    ([`Monitor::record_sent`]), result documents read from the backend
 //!    ([`Monitor::apply_meta`]) and queue-depth samples.
-//! 2. State: the recent [`tasks::TaskTable`] (with how tasks relate:
+//! 2. State: the recent [`table::TaskTable`] (with how tasks relate:
 //!    `groups`), the [`workers::WorkerTable`],
 //!    the [`queues::QueueTable`] and the metric counters.
 //! 3. Output: every change is broadcast as an [`Update`] (server-sent
@@ -16,6 +16,7 @@
 pub(crate) mod groups;
 pub(crate) mod query;
 pub(crate) mod queues;
+pub(crate) mod table;
 pub(crate) mod tasks;
 pub(crate) mod workers;
 
@@ -27,7 +28,8 @@ use tokio::sync::broadcast;
 
 use crate::metrics::{Gauges, TaskStats};
 use crate::views::{Overview, QueueView, TaskView, WorkerView};
-use tasks::{SentCall, TaskRecord, TaskTable};
+use table::TaskTable;
+use tasks::{SentCall, TaskRecord};
 
 /// A change, pushed to live dashboards.
 #[derive(Debug, Clone)]

@@ -12,7 +12,8 @@ use std::cmp::Ordering;
 
 use crate::views::{SortOrder, TaskFilter, TaskSort, TaskView};
 
-use super::tasks::{Interner, Key, TaskRecord, TaskTable, NONE};
+use super::table::{Interner, Key, TaskTable, NONE};
+use super::tasks::TaskRecord;
 
 /// Largest page.
 pub(crate) const MAX_LIMIT: usize = 1000;

@@ -4,7 +4,7 @@
 //! starts and served at `/openapi.json`.
 //!
 //! The answers the layers in front of every handler give (see
-//! [`crate::routes`]) are added to each operation by [`LayerAnswers`], so a
+//! [`crate::routes()`]) are added to each operation by [`LayerAnswers`], so a
 //! new route is documented with them without repeating them: 401 (a token
 //! is configured and the request has none), 403 (a cross-site
 //! state-changing request, `crate::guard`), and for routes that read a body
