@@ -448,6 +448,11 @@ async fn unacked_comes_back_acked_does_not(f: Fixture) {
     assert!(none.is_empty(), "an acked message came back");
 }
 
+/// A message given back (`requeue`) is the next one out. RabbitMQ puts it
+/// back at its place "if possible": the rejection frees the prefetch slot,
+/// and the node may fill it with the next message before the returned one
+/// is back at the head (seen 3 times in 40 runs). So on RabbitMQ it comes
+/// back among the next two, marked redelivered.
 async fn requeue_goes_to_the_front(f: Fixture) {
     let b = &f.broker;
     b.publish_batch(vec![message("q", 0, "first"), message("q", 0, "second")])
@@ -455,8 +460,21 @@ async fn requeue_goes_to_the_front(f: Fixture) {
         .expect("publish");
     let first = f.take(&["q"], 1, 1).await;
     b.requeue(&first[0].tag).await.expect("requeue");
-    let again = f.take(&["q"], 1, 1).await;
-    assert_eq!(body_of(&again[0].payload), "first");
+    if f.amqp.is_none() {
+        let again = f.take(&["q"], 1, 1).await;
+        assert_eq!(body_of(&again[0].payload), "first");
+        return;
+    }
+    let again = f.take(&["q"], 2, 2).await;
+    let mut bodies: Vec<String> = again.iter().map(|d| body_of(&d.payload)).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["first", "second"]);
+    assert!(
+        again
+            .iter()
+            .any(|d| body_of(&d.payload) == "first" && d.redelivered),
+        "RabbitMQ marks the returned message redelivered"
+    );
 }
 
 /// A message sent with an ETA, and one deferred by its worker, arrive when
