@@ -26,18 +26,29 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    text_or_log(out, None)
+}
+
+/// The command's standard output, or a panic with its error output and,
+/// when given, the worker's log (what a failure needs to be understood).
+fn text_or_log(out: &Output, log: Option<&Path>) -> String {
+    if !out.status.success() {
+        let worker_log = log
+            .map(|path| std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})")))
+            .unwrap_or_default();
+        panic!(
+            "{}\n--- worker log ---\n{worker_log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn the_template_runs_worker_call_inspect_and_beat() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let log = std::fs::File::create(dir.path().join("worker.log")).expect("log");
+    let log_path = dir.path().join("worker.log");
+    let log = std::fs::File::create(&log_path).expect("log");
     let mut worker = my_tasks(dir.path(), &["worker", "-c", "2", "-n", NODE])
         .stdout(Stdio::null())
         .stderr(log)
@@ -74,10 +85,11 @@ fn the_template_runs_worker_call_inspect_and_beat() {
         .status();
     let stopped = worker.wait().expect("wait for the worker");
 
-    assert_eq!(text(&product).trim(), "42");
-    assert_eq!(text(&greeting).trim(), "\"Hello, Ada!\"");
+    let log = Some(log_path.as_path());
+    assert_eq!(text_or_log(&product, log).trim(), "42");
+    assert_eq!(text_or_log(&greeting, log).trim(), "\"Hello, Ada!\"");
     assert_eq!(
-        text(&ping),
+        text_or_log(&ping, log),
         format!("->  {NODE}: OK\n        pong\n\n1 node online.\n")
     );
     assert!(stopped.success(), "the worker exited with {stopped}");

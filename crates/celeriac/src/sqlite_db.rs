@@ -9,7 +9,7 @@
 //!    is where the SQLite broker's throughput comes from.
 //! 3. Serves reads from a small pool of read connections on the blocking pool.
 //! 4. Creates the broker and backend tables, and upgrades those of a file
-//!    made by an older version ([`upgrade`]).
+//!    made by an older version ([`create_or_upgrade`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -92,12 +92,42 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<SqliteDb>>> {
     REGISTRY.get_or_init(Default::default)
 }
 
+/// How long a connection waits for another one's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Switching a new file to WAL upgrades a shared lock to an exclusive
+    // one; when two processes open the file at once SQLite refuses one of
+    // them at once (waiting could deadlock), so the busy timeout does not
+    // apply here and the retry is ours.
+    retry_while_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(conn)
+}
+
+/// Run `step` again while SQLite reports the database busy or locked,
+/// napping 1 ms doubling to 50 ms, for at most [`BUSY_TIMEOUT`].
+fn retry_while_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        match step() {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(50));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl SqliteDb {
@@ -109,9 +139,7 @@ impl SqliteDb {
             return Ok(db);
         }
         let conn = connect(&key).map_err(|e| Error::broker("opening SQLite database", e))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| Error::broker("creating SQLite tables", e))?;
-        upgrade(&conn).map_err(|e| Error::broker("upgrading SQLite tables", e))?;
+        create_or_upgrade(&conn).map_err(|e| Error::broker("creating SQLite tables", e))?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("celeriac-sqlite-writer".into())
@@ -235,17 +263,21 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Bring a file made by an older version up to date, in one transaction
-/// (two processes opening it at once cannot both do it):
+/// Create the tables, and bring a file made by an older version up to
+/// date, in one `BEGIN IMMEDIATE` transaction: it takes the write lock
+/// first (under the busy timeout), so two processes opening the file at
+/// once neither both do it nor fail upgrading a read lock.
 ///
 /// 1. `celeriac_messages.consumer` (who holds a reservation), and the
 ///    partial index the dead-consumer sweep reads.
 /// 2. Dead letters of the old single table (`celeriac_dead_letters`, one
 ///    JSON record with the payload) move to `celeriac_dlq` (metadata) and
 ///    `celeriac_dlq_payloads` (capped payload); the old table is dropped.
-fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+fn create_or_upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
-    let outcome = upgrade_in_transaction(conn);
+    let outcome = conn
+        .execute_batch(SCHEMA)
+        .and_then(|()| upgrade_in_transaction(conn));
     match outcome {
         Ok(()) => conn.execute_batch("COMMIT"),
         Err(e) => {
@@ -296,4 +328,37 @@ fn upgrade_in_transaction(conn: &Connection) -> rusqlite::Result<()> {
 /// Seconds since the Unix epoch, as stored in the time columns.
 pub(crate) fn now_secs() -> f64 {
     chrono::Utc::now().timestamp_micros() as f64 / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes that open a new file at the same moment all get it: the
+    /// WAL switch and the table creation wait for one another instead of
+    /// failing with "database is locked" (seen in CI: a worker and a
+    /// `call` started together, the worker exited at once).
+    #[test]
+    fn many_connections_open_a_new_file_at_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for round in 0..40 {
+            let path = dir.path().join(format!("fresh-{round}.db"));
+            let start = Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    let start = Arc::clone(&start);
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let conn = connect(&path)?;
+                        create_or_upgrade(&conn)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("opener thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+        }
+    }
 }
