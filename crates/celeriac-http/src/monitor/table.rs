@@ -131,7 +131,18 @@ impl TaskTable {
 
     fn slot(&self, id: &str) -> Option<(u64, usize)> {
         let seq = *self.index.get(id)?;
-        Some((seq, usize::try_from(seq - self.base).ok()?))
+        Some((seq, self.position(seq)?))
+    }
+
+    /// Where the record numbered `seq` sits, if it is still held.
+    fn position(&self, seq: u64) -> Option<usize> {
+        let at = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        (at < self.records.len()).then_some(at)
+    }
+
+    /// The numbers of the records held now.
+    fn held(&self) -> std::ops::Range<u64> {
+        self.base..self.base + self.records.len() as u64
     }
 
     fn note(&mut self, seq: u64) {
@@ -188,7 +199,7 @@ impl TaskTable {
                     self.texts.pop_front();
                     self.base += 1;
                 }
-                let seq = self.base + self.records.len() as u64;
+                let seq = self.held().end;
                 self.records.push_back(TaskRecord::new(id));
                 self.keys.push_back(Key::EMPTY);
                 self.texts.push_back(String::new());
@@ -203,22 +214,13 @@ impl TaskTable {
     /// Rebuild what changed since the last call: keys, search texts (when
     /// `search`), the set of records to poll.
     pub(crate) fn refresh(&mut self, search: bool) {
-        let changed: Vec<u64> = if self.all_changed {
-            self.all_changed = false;
-            (self.base..self.base + self.records.len() as u64).collect()
-        } else {
-            std::mem::take(&mut self.changed)
-        };
+        let held = self.held();
+        let changed = take_marked(&mut self.all_changed, &mut self.changed, held.clone());
         for seq in changed {
-            let Some(at) = seq
-                .checked_sub(self.base)
-                .and_then(|a| usize::try_from(a).ok())
-            else {
+            let Some(at) = self.position(seq) else {
                 continue;
             };
-            let Some(record) = self.records.get(at) else {
-                continue;
-            };
+            let record = &self.records[at];
             let view = &record.view;
             let key = Key {
                 state: self.interner.intern(Some(&view.state)),
@@ -242,21 +244,10 @@ impl TaskTable {
             self.keys[at] = key;
         }
         if search {
-            let stale: Vec<u64> = if self.all_texts_stale {
-                self.all_texts_stale = false;
-                (self.base..self.base + self.records.len() as u64).collect()
-            } else {
-                std::mem::take(&mut self.stale_texts)
-            };
+            let stale = take_marked(&mut self.all_texts_stale, &mut self.stale_texts, held);
             for seq in stale {
-                let Some(at) = seq
-                    .checked_sub(self.base)
-                    .and_then(|a| usize::try_from(a).ok())
-                else {
-                    continue;
-                };
-                if let Some(record) = self.records.get(at) {
-                    self.texts[at] = record.search_text();
+                if let Some(at) = self.position(seq) {
+                    self.texts[at] = self.records[at].search_text();
                 }
             }
         }
@@ -314,6 +305,17 @@ impl TaskTable {
             .into_iter()
             .map(|(state, n)| (self.interner.text(state).to_owned(), n))
             .collect()
+    }
+}
+
+/// The records to rebuild and clear the marks of: every one held when `all`
+/// is set (the marks outgrew their bound and were dropped), else those
+/// marked.
+fn take_marked(all: &mut bool, marked: &mut Vec<u64>, held: std::ops::Range<u64>) -> Vec<u64> {
+    if std::mem::take(all) {
+        held.collect()
+    } else {
+        std::mem::take(marked)
     }
 }
 
